@@ -1,0 +1,143 @@
+/**
+ * Answering: the question is run as a fresh segment that reads the memory (never writes it), then answer
+ * tokens are decoded one at a time with a KV cache, by beam search (beams = 1 is greedy). The state passed in
+ * is only read, so asking can never change a snapshot.
+ */
+import ort from 'onnxruntime-node';
+import { SPECIAL } from '../tokenizer/index.js';
+import { questionPrompt } from '../stream/format.js';
+import { int64Tensor } from './fold.js';
+import type { Model } from './model.js';
+
+export interface Answer {
+  text: string;
+  tokens: number[];
+  /** Log probability of the answer tokens and the end-of-answer token. */
+  logprob: number;
+  prob: number;
+}
+
+export interface DecodeOptions {
+  beams?: number;
+  maxTokens?: number;
+  /** Called after every decoding step with the best unfinished answer so far (for streaming UIs). */
+  onStep?: (partial: string) => void;
+  signal?: AbortSignal;
+}
+
+interface Beam {
+  tokens: number[];
+  logprob: number;
+}
+
+/** KV cache of all layers, [L, B, H, P, dh], as the decode graph takes and returns it. */
+interface Cache {
+  k: Float32Array;
+  v: Float32Array;
+  B: number;
+  P: number;
+}
+
+export async function answer(model: Model, state: Float32Array, question: string, opts: DecodeOptions = {}): Promise<Answer[]> {
+  const beamsWanted = Math.max(1, opts.beams ?? 3);
+  const maxTokens = opts.maxTokens ?? 48;
+  const prompt = questionPrompt(model.tokenizer, question);
+  let { logits, cache } = await step(model, state, [prompt], 0, emptyCache());
+  let beams: Beam[] = [{ tokens: [], logprob: 0 }];
+  let rows = [logSoftmaxLast(logits, 1, prompt.length, model.config.vocab_size, 0)];
+  const done: Beam[] = [];
+  for (let t = 0; t < maxTokens && beams.length > 0; t++) {
+    if (opts.signal?.aborted) throw new DOMException('answer cancelled', 'AbortError');
+    const next = expand(beams, rows, beamsWanted);
+    const alive: { beam: Beam; from: number }[] = [];
+    for (const c of next) {
+      if (c.token === SPECIAL.eos) done.push({ tokens: c.beam.tokens, logprob: c.beam.logprob + c.lp });
+      else alive.push({ beam: { tokens: [...c.beam.tokens, c.token], logprob: c.beam.logprob + c.lp }, from: c.from });
+    }
+    done.sort((a, b) => b.logprob - a.logprob);
+    // Scores only fall as answers grow: once the worst kept answer beats the best unfinished one, stop.
+    const worstKept = done.length >= beamsWanted ? done[beamsWanted - 1].logprob : -Infinity;
+    beams = alive.filter((a) => a.beam.logprob > worstKept).slice(0, beamsWanted).map((a) => a.beam);
+    if (beams.length === 0) break;
+    const from = alive.slice(0, beams.length).map((a) => a.from);
+    opts.onStep?.(model.tokenizer.decode(beams[0].tokens));
+    const r = await step(model, state, beams.map((b) => [b.tokens[b.tokens.length - 1]]), prompt.length + t, gather(cache, from, model.config.n_layers));
+    cache = r.cache;
+    rows = beams.map((_, b) => logSoftmaxLast(r.logits, beams.length, 1, model.config.vocab_size, b));
+  }
+  // Answers cut at maxTokens still count, ranked below finished ones of equal score.
+  const all = [...done, ...beams].sort((a, b) => b.logprob - a.logprob).slice(0, beamsWanted);
+  return all.map((b) => ({ text: model.tokenizer.decode(b.tokens), tokens: b.tokens, logprob: b.logprob, prob: Math.exp(b.logprob) }));
+}
+
+/** The best `k` one-token continuations over all beams. */
+function expand(beams: Beam[], rows: Float32Array[], k: number) {
+  const cands: { beam: Beam; from: number; token: number; lp: number }[] = [];
+  beams.forEach((beam, from) => {
+    for (const token of topK(rows[from], k)) cands.push({ beam, from, token, lp: rows[from][token] });
+  });
+  return cands.sort((a, b) => b.beam.logprob + b.lp - (a.beam.logprob + a.lp)).slice(0, k);
+}
+
+function topK(row: Float32Array, k: number): number[] {
+  const best: number[] = [];
+  for (let i = 0; i < row.length; i++) {
+    if (best.length < k || row[i] > row[best[best.length - 1]]) {
+      best.push(i);
+      best.sort((a, b) => row[b] - row[a]);
+      if (best.length > k) best.pop();
+    }
+  }
+  return best;
+}
+
+/** Log-softmax of the last position of row b of logits [B, t, V]. */
+function logSoftmaxLast(logits: Float32Array, B: number, t: number, V: number, b: number): Float32Array {
+  const row = logits.subarray((b * t + t - 1) * V, (b * t + t) * V);
+  let max = -Infinity;
+  for (const x of row) max = Math.max(max, x);
+  let sum = 0;
+  for (const x of row) sum += Math.exp(x - max);
+  const lse = max + Math.log(sum);
+  return Float32Array.from(row, (x) => x - lse);
+}
+
+function emptyCache(): Cache {
+  return { k: new Float32Array(0), v: new Float32Array(0), B: 1, P: 0 };
+}
+
+async function step(model: Model, state: Float32Array, rows: number[][], offset: number, cache: Cache) {
+  const { n_layers: L, n_heads: H, d_model } = model.config;
+  const dh = d_model / H;
+  const B = rows.length;
+  const t = rows[0].length;
+  const dims = [L, B, H, cache.P, dh];
+  const out = await model.decode.run({
+    tokens: int64Tensor(rows.flat(), [B, t]),
+    offset: new ort.Tensor('int64', BigInt64Array.of(BigInt(offset)), []),
+    state: new ort.Tensor('float32', state, [1, state.length]),
+    past_k: new ort.Tensor('float32', cache.k, dims),
+    past_v: new ort.Tensor('float32', cache.v, dims),
+  });
+  return {
+    logits: out.logits.data as Float32Array,
+    cache: { k: out.present_k.data as Float32Array, v: out.present_v.data as Float32Array, B, P: cache.P + t },
+  };
+}
+
+/** Reorder the cache's batch rows ([L, B, H, P, dh]): new row i is old row from[i] in every layer. */
+function gather(cache: Cache, from: number[], layers: number): Cache {
+  const block = cache.k.length / (layers * cache.B);
+  const B = from.length;
+  const k = new Float32Array(layers * B * block);
+  const v = new Float32Array(layers * B * block);
+  for (let l = 0; l < layers; l++) {
+    for (let i = 0; i < B; i++) {
+      const src = (l * cache.B + from[i]) * block;
+      const dst = (l * B + i) * block;
+      k.set(cache.k.subarray(src, src + block), dst);
+      v.set(cache.v.subarray(src, src + block), dst);
+    }
+  }
+  return { k, v, B, P: cache.P };
+}

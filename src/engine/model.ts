@@ -1,0 +1,93 @@
+/**
+ * A model folder (models/<name>/): the ONNX fold and decode graphs, their shared float16 weights, the
+ * tokenizer and config.json (the shape, written by train/export.py). Loading checks that every file is there
+ * and agrees with the config, so a broken install fails with one clear line instead of an ONNX stack.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ort from 'onnxruntime-node';
+import { CtxError } from '../errors.js';
+import { Tokenizer } from '../tokenizer/index.js';
+
+export interface ModelConfig {
+  name: string;
+  vocab_size: number;
+  d_model: number;
+  n_layers: number;
+  n_heads: number;
+  seg_len: number;
+  mem_tokens: number;
+  d_mem: number;
+  dpfp_nu: number;
+  memory: 'armt' | 'infini';
+  d_key: number;
+  state_size: number;
+  model_id: string;
+  tokenizer_sha256: string;
+  trained: boolean;
+  note?: string;
+}
+
+export interface Model {
+  dir: string;
+  config: ModelConfig;
+  tokenizer: Tokenizer;
+  fold: ort.InferenceSession;
+  decode: ort.InferenceSession;
+}
+
+const FILES = ['config.json', 'tokenizer.model', 'fold.onnx', 'decode.onnx', 'weights.bin'];
+
+/** The model shipped in this package: <package root>/models/ctx-small, unless CTX_MODEL names another folder. */
+export function defaultModelDir(): string {
+  if (process.env.CTX_MODEL) return resolve(process.env.CTX_MODEL);
+  // dist/src/engine/model.js -> package root is three levels up from this file's folder.
+  const here = dirname(fileURLToPath(import.meta.url));
+  for (const up of ['../../..', '../..']) {
+    const dir = resolve(here, up, 'models', 'ctx-small');
+    if (existsSync(join(dir, 'config.json'))) return dir;
+  }
+  return resolve(here, '../../..', 'models', 'ctx-small');
+}
+
+export function readModelConfig(dir: string): ModelConfig {
+  const path = join(dir, 'config.json');
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as ModelConfig;
+  } catch (e) {
+    throw new CtxError(`cannot read model config ${path}: ${(e as Error).message}`);
+  }
+}
+
+export interface LoadOptions {
+  /** 'cpu' (default) or 'cuda' where the user has onnxruntime's CUDA provider installed. */
+  device?: string;
+  threads?: number;
+}
+
+export async function loadModel(dir = defaultModelDir(), opts: LoadOptions = {}): Promise<Model> {
+  for (const f of FILES) {
+    if (!existsSync(join(dir, f))) throw new CtxError(`model folder ${dir} is missing ${f}`);
+  }
+  const config = readModelConfig(dir);
+  const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.model'));
+  if (tokenizer.sha256 !== config.tokenizer_sha256) {
+    throw new CtxError(`${dir}/tokenizer.model does not match the one the model was trained with`);
+  }
+  const device = opts.device ?? process.env.CTX_DEVICE ?? 'cpu';
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
+    graphOptimizationLevel: 'all',
+    intraOpNumThreads: opts.threads ?? 0,
+  };
+  try {
+    const [fold, decode] = await Promise.all([
+      ort.InferenceSession.create(join(dir, 'fold.onnx'), options),
+      ort.InferenceSession.create(join(dir, 'decode.onnx'), options),
+    ]);
+    return { dir, config, tokenizer, fold, decode };
+  } catch (e) {
+    throw new CtxError(`cannot load the model graphs in ${dir}: ${(e as Error).message.split('\n')[0]}`);
+  }
+}

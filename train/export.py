@@ -1,0 +1,210 @@
+"""Export a trained (or freshly initialised) CtxModel to the ONNX files the TypeScript engine runs.
+
+  fold.onnx     tokens int64 [1,T] + state float [1,S]  ->  new_state [1,S]            (no LM head)
+  decode.onnx   tokens int64 [B,t] + offset int64 [] + state [1,S] + past_k/past_v [L,B,H,P,dh]
+                ->  logits [B,t,V] + present_k/present_v [L,B,H,P+t,dh]                (reads, never writes)
+  weights.bin   the weights of both graphs, stored once, as float16 (each graph casts them to float32 at load)
+  config.json   the shape (model.Config) + state_size + model_id (hash of the graphs and weights)
+  golden.json   test vectors from the PyTorch reference, checked by the TypeScript tests
+
+Usage: python3 train/export.py --config train/configs/ctx-small.json [--ckpt ckpt.pt] --out models/ctx-small
+"""
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+import onnx
+import torch
+from onnx import helper, numpy_helper, TensorProto
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model import Config, CtxModel  # noqa: E402
+
+OPSET = 17
+
+
+class FoldGraph(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, state):
+        return self.model.fold(tokens, state)
+
+
+class DecodeGraph(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, tokens, offset, state, past_k, past_v):
+        past = [(past_k[i], past_v[i]) for i in range(self.model.cfg.n_layers)]
+        logits, cache = self.model.decode(tokens, state, past, offset)
+        return logits, torch.stack([k for k, _ in cache]), torch.stack([v for _, v in cache])
+
+
+def empty_cache(cfg, batch=1, length=0):
+    return torch.zeros(cfg.n_layers, batch, cfg.n_heads, length, cfg.d_head)
+
+
+def export_graphs(model, tmp):
+    cfg = model.cfg
+    tokens = torch.randint(0, cfg.vocab_size, (1, 37))
+    state = torch.randn(1, cfg.state_size) * 0.01
+    torch.onnx.export(FoldGraph(model), (tokens, state), f'{tmp}/fold.onnx', opset_version=OPSET,
+                      input_names=['tokens', 'state'], output_names=['new_state'],
+                      dynamic_axes={'tokens': {1: 'T'}}, do_constant_folding=True)
+    q = torch.randint(0, cfg.vocab_size, (2, 5))
+    pk, pv = torch.randn(cfg.n_layers, 2, cfg.n_heads, 3, cfg.d_head), torch.randn(cfg.n_layers, 2, cfg.n_heads, 3, cfg.d_head)
+    torch.onnx.export(DecodeGraph(model), (q, torch.tensor(3), state, pk, pv), f'{tmp}/decode.onnx', opset_version=OPSET,
+                      input_names=['tokens', 'offset', 'state', 'past_k', 'past_v'],
+                      output_names=['logits', 'present_k', 'present_v'],
+                      dynamic_axes={'tokens': {0: 'B', 1: 't'}, 'past_k': {1: 'B', 3: 'P'}, 'past_v': {1: 'B', 3: 'P'},
+                                    'logits': {0: 'B', 1: 't'}, 'present_k': {1: 'B', 3: 'Pt'}, 'present_v': {1: 'B', 3: 'Pt'}},
+                      do_constant_folding=True)
+
+
+def share_weights(names, tmp, out):
+    """Move every large float initializer of the graphs into one float16 file, stored once even where both
+    graphs use it (matched by content), and cast back to float32 inside each graph."""
+    blob, where = bytearray(), {}
+    for name in names:
+        m = onnx.load(f'{tmp}/{name}')
+        casts, kept = [], []
+        for init in m.graph.initializer:
+            arr = numpy_helper.to_array(init)
+            if arr.dtype != np.float32 or arr.size < 1024:
+                kept.append(init)
+                continue
+            half = arr.astype(np.float16)
+            key = hashlib.sha256(half.tobytes()).hexdigest()[:16]
+            if key not in where:
+                blob.extend(b'\0' * (-len(blob) % 64))
+                where[key] = (len(blob), half.nbytes)
+                blob.extend(half.tobytes())
+            off, n = where[key]
+            t = onnx.TensorProto()
+            t.name, t.data_type = f'w16_{key}', TensorProto.FLOAT16
+            t.dims.extend(arr.shape)
+            t.data_location = TensorProto.EXTERNAL
+            for k, v in (('location', 'weights.bin'), ('offset', str(off)), ('length', str(n))):
+                e = t.external_data.add()
+                e.key, e.value = k, v
+            kept.append(t)
+            casts.append(helper.make_node('Cast', [t.name], [init.name], to=TensorProto.FLOAT, name=f'cast_{init.name}'))
+        del m.graph.initializer[:]
+        m.graph.initializer.extend(kept)
+        nodes = casts + list(m.graph.node)
+        del m.graph.node[:]
+        m.graph.node.extend(nodes)
+        with open(f'{out}/{name}', 'wb') as f:
+            f.write(m.SerializeToString())
+    with open(f'{out}/weights.bin', 'wb') as f:
+        f.write(bytes(blob))
+
+
+def round_to_half(model):
+    """The shipped weights are float16: make the reference compute with exactly those values."""
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(p.half().float())
+
+
+def golden_stream(cfg):
+    """A fixed token stream: two full segments and a partial one, ids spread over the vocabulary."""
+    n = 2 * cfg.seg_len + cfg.seg_len // 3
+    ids = [(i * 7919 + 13) % (cfg.vocab_size - 8) + 8 for i in range(n)]
+    return [ids[i:i + cfg.seg_len] for i in range(0, n, cfg.seg_len)]
+
+
+@torch.no_grad()
+def golden(model):
+    cfg = model.cfg
+    state = model.empty_state()
+    for seg in golden_stream(cfg):
+        state = model.fold(torch.tensor([seg]), state)
+    question = [6] + [(i * 104729) % (cfg.vocab_size - 8) + 8 for i in range(9)] + [7]
+    logits, cache = model.decode(torch.tensor([question]), state)
+    last = logits[0, -1]
+    nxt = int(last.argmax())
+    logits2, _ = model.decode(torch.tensor([[nxt]]), state, cache, offset=len(question))
+    stride = max(1, cfg.state_size // 4096)
+    s = state[0]
+    return {
+        'stream_segment_lengths': [len(x) for x in golden_stream(cfg)],
+        'stream_rule': 'ids[i] = (i*7919+13) % (vocab_size-8) + 8',
+        'state_stride': stride,
+        'state_sample': [round(float(v), 7) for v in s[::stride]],
+        'state_l2': float(s.norm()),
+        'question': question,
+        'logits_last': [round(float(v), 5) for v in last[:256]],
+        'argmax_last': nxt,
+        'logits_step2': [round(float(v), 5) for v in logits2[0, -1, :256]],
+    }
+
+
+def file_sha(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--config', required=True)
+    ap.add_argument('--ckpt', help='state_dict (.pt) or a prefix of split parts (.pt.00, .pt.01, ...)')
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--seed', type=int, default=0)
+    ap.add_argument('--tokenizer', help='tokenizer.model to copy into the model folder')
+    ap.add_argument('--note', default='', help='free text stored in config.json (what this model is)')
+    args = ap.parse_args()
+    torch.manual_seed(args.seed)
+    cfg = Config.load(args.config)
+    model = CtxModel(cfg).eval()
+    if args.ckpt:
+        model.load_state_dict(load_checkpoint(args.ckpt))
+    round_to_half(model)
+    os.makedirs(args.out, exist_ok=True)
+    tmp = f'{args.out}/.export-tmp'
+    os.makedirs(tmp, exist_ok=True)
+    try:
+        export_graphs(model, tmp)
+        share_weights(['fold.onnx', 'decode.onnx'], tmp, args.out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.tokenizer and os.path.abspath(args.tokenizer) != os.path.abspath(f'{args.out}/tokenizer.model'):
+        shutil.copyfile(args.tokenizer, f'{args.out}/tokenizer.model')
+    h = hashlib.sha256()
+    for f in ('fold.onnx', 'decode.onnx', 'weights.bin'):
+        h.update(file_sha(f'{args.out}/{f}').encode())
+    meta = {**cfg.to_dict(), 'model_id': h.hexdigest()[:32], 'tokenizer_sha256': file_sha(f'{args.out}/tokenizer.model'),
+            'trained': bool(args.ckpt), 'note': args.note}
+    with open(f'{args.out}/config.json', 'w') as f:
+        json.dump(meta, f, indent=2)
+    with open(f'{args.out}/golden.json', 'w') as f:
+        json.dump(golden(model), f)
+    print(json.dumps({'out': args.out, 'model_id': meta['model_id'], 'params': sum(p.numel() for p in model.parameters()),
+                      'weights_bytes': os.path.getsize(f'{args.out}/weights.bin')}))
+
+
+def load_checkpoint(path):
+    """A checkpoint is a state_dict saved by train.py, whole or split into parts of at most 16 MiB."""
+    if os.path.exists(path):
+        sd = torch.load(path, map_location='cpu')
+    else:
+        parts = sorted(p for p in os.listdir(os.path.dirname(path) or '.') if p.startswith(os.path.basename(path) + '.'))
+        import io
+        buf = b''.join(open(os.path.join(os.path.dirname(path) or '.', p), 'rb').read() for p in parts)
+        sd = torch.load(io.BytesIO(buf), map_location='cpu')
+    sd = sd.get('model', sd)
+    return {k: v.float() for k, v in sd.items()}
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,242 @@
+"""The ctx model: a decoder-only transformer over segments with a compressive associative memory per layer.
+
+Inside a segment: causal softmax attention with RoPE (positions restart at 0 in every segment).
+Across segments: in every layer a fixed-size memory that every token reads and that is written once per
+segment. Two memory rules (config "memory"):
+
+  armt   (default) the delta-rule associative block of ARMT (Rodkin et al. 2024): m learned memory tokens
+         are appended to each segment and only they write; keys/queries pass through DPFP (d_mem -> d_key =
+         2*nu*d_mem) and are L2-normalised; memory M (d_key x d_model) and normaliser z (d_key):
+           read   x += phi(q) M / (phi(q).z)                         (added to the layer's input)
+           write  M += phi(k)^T (sigmoid(w.x) * (v - phi(k) M / (phi(k).z)));  z += coef * phi(k)
+  infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
+         q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
+
+The memory state of all layers is one flat float32 vector (state_size), so the engine and the snapshot file do
+not depend on the rule. Runs on torch 1.13 (Debian, CPU) and torch 2.x; export.py turns it into ONNX graphs.
+"""
+import json
+import math
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class Config:
+    name: str = 'ctx-small'
+    vocab_size: int = 8192
+    d_model: int = 384
+    n_layers: int = 6
+    n_heads: int = 6
+    seg_len: int = 512
+    mem_tokens: int = 16
+    d_mem: int = 64
+    dpfp_nu: int = 3
+    memory: str = 'armt'   # 'armt' | 'infini'
+    mlp_mult: int = 4
+
+    @property
+    def d_head(self):
+        return self.d_model // self.n_heads
+
+    @property
+    def d_key(self):
+        return 2 * self.dpfp_nu * self.d_mem
+
+    def layer_state_shapes(self):
+        """Shapes of (M, z) for one layer, batch excluded."""
+        if self.memory == 'armt':
+            return (self.d_key, self.d_model), (self.d_key,)
+        return (self.n_heads, self.d_head, self.d_head), (self.n_heads, self.d_head)
+
+    @property
+    def state_size(self):
+        (m, z) = self.layer_state_shapes()
+        return self.n_layers * (math.prod(m) + math.prod(z))
+
+    @staticmethod
+    def load(path):
+        with open(path) as f:
+            raw = json.load(f)
+        return Config(**{k: v for k, v in raw.items() if k in Config.__dataclass_fields__})
+
+    def to_dict(self):
+        return {**asdict(self), 'd_key': self.d_key, 'state_size': self.state_size}
+
+
+def rope(x, pos):
+    """Rotary embedding of x [..., T, dh] at integer positions pos [T]."""
+    dh = x.shape[-1]
+    inv = 1.0 / (10000 ** (torch.arange(0, dh, 2, device=x.device, dtype=torch.float32) / dh))
+    ang = pos.to(torch.float32)[:, None] * inv[None]
+    c, s = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2)
+
+
+def attention(q, k, v, q_pos, k_pos):
+    """Causal attention of queries at q_pos over keys at k_pos (explicit, so that it exports to ONNX)."""
+    att = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(q.shape[-1]))
+    future = k_pos[None, :] > q_pos[:, None]
+    att = att.masked_fill(future, float('-inf'))
+    return att.softmax(-1) @ v
+
+
+def dpfp(x, nu):
+    """Deterministic parameter-free projection (Schlag et al. 2021): widens keys nu*2 times, then L2-normalised."""
+    x = torch.cat((F.relu(x), F.relu(-x)), -1)
+    rolled = torch.cat([torch.roll(x, shifts=i, dims=-1) for i in range(1, nu + 1)], -1)
+    return F.normalize(torch.cat([x] * nu, -1) * rolled, dim=-1)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        d, self.cfg = cfg.d_model, cfg
+        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv, self.o = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(d, cfg.mlp_mult * d), nn.GELU(), nn.Linear(cfg.mlp_mult * d, d))
+        if cfg.memory == 'armt':
+            self.mq = nn.Linear(d, cfg.d_mem, bias=False)
+            self.mk = nn.Linear(d, cfg.d_mem, bias=False)
+            self.mv = nn.Linear(d, d, bias=False)
+            self.mb = nn.Linear(d, 1)       # write gate
+        else:
+            self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
+
+    # ---- ARMT memory -------------------------------------------------------------------------------------
+    def armt_read(self, x, M, z):
+        q = dpfp(self.mq(x).float(), self.cfg.dpfp_nu)
+        return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype)
+
+    def armt_write(self, t, M, z):
+        key = dpfp(self.mk(t).float(), self.cfg.dpfp_nu)
+        val = self.mv(t).float()
+        norm = (key @ z.unsqueeze(-1)) + 1e-5
+        prev = (key @ M) / norm
+        coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
+        gate = torch.sigmoid(self.mb(t).float())
+        return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
+
+    # ---- forward -----------------------------------------------------------------------------------------
+    def forward(self, x, M, z, pos, write, past=None):
+        """x [B,T,D]; M, z this layer's memory; pos [T] positions of x; write: update memory from the last
+        mem_tokens rows (armt) or all rows (infini); past: (k, v) cache [B,H,P,dh] of earlier tokens.
+        Returns x, M, z, (k, v) including past."""
+        cfg = self.cfg
+        B, T, D = x.shape
+        if cfg.memory == 'armt':
+            x = self.armt_read(x, M, z)
+        q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, cfg.n_heads, cfg.d_head).permute(2, 0, 3, 1, 4)
+        q, k = rope(q, pos), rope(k, pos)
+        if past is not None:
+            k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
+        k_pos = torch.arange(k.shape[2], device=x.device)
+        a = attention(q, k, v, pos, k_pos)
+        if cfg.memory == 'infini':
+            a, M, z = self.infini(a, q, k[:, :, -T:], v[:, :, -T:], M, z, write)
+        x = x + self.o(a.transpose(1, 2).reshape(B, T, D))
+        x = x + self.mlp(self.ln2(x))
+        if cfg.memory == 'armt' and write:
+            M, z = self.armt_write(x[:, -cfg.mem_tokens:], M, z)
+        return x, M, z, (k, v)
+
+    def infini(self, a_dot, q, k, v, M, z, write):
+        sq, sk = F.elu(q.float()) + 1, F.elu(k.float()) + 1
+        a_mem = (sq @ M) / ((sq @ z.unsqueeze(-1)) + 1e-6)
+        g = torch.sigmoid(self.beta).view(1, -1, 1, 1)
+        a = (g * a_mem + (1 - g) * a_dot.float()).to(a_dot.dtype)
+        if write:
+            prev = (sk @ M) / ((sk @ z.unsqueeze(-1)) + 1e-6)
+            M = M + sk.transpose(-1, -2) @ (v.float() - prev)
+            z = z + sk.sum(-2)
+        return a, M, z
+
+
+class CtxModel(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.lnf = nn.LayerNorm(cfg.d_model)
+        self.mem = nn.Parameter(torch.randn(cfg.mem_tokens, cfg.d_model) * 0.02) if cfg.memory == 'armt' else None
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(m.weight, std=0.02)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+        if cfg.memory == 'armt':   # start with an empty-writing memory and an open write gate (as ARMT)
+            for b in self.blocks:
+                nn.init.zeros_(b.mv.weight)
+                nn.init.ones_(b.mb.bias)
+
+    # ---- the flat state ----------------------------------------------------------------------------------
+    def empty_state(self, batch=1, device='cpu'):
+        return torch.zeros(batch, self.cfg.state_size, device=device)
+
+    def unpack(self, state):
+        """[B, state_size] -> list of (M, z) per layer (views)."""
+        (ms, zs), B = self.cfg.layer_state_shapes(), state.shape[0]
+        nm, nz, out, i = math.prod(ms), math.prod(zs), [], 0
+        for _ in range(self.cfg.n_layers):
+            out.append((state[:, i:i + nm].reshape(B, *ms), state[:, i + nm:i + nm + nz].reshape(B, *zs)))
+            i += nm + nz
+        return out
+
+    @staticmethod
+    def pack(layers):
+        B = layers[0][0].shape[0]
+        return torch.cat([t.reshape(B, -1) for mz in layers for t in mz], 1)
+
+    # ---- the two computations the product runs -----------------------------------------------------------
+    def fold(self, tokens, state, return_hidden=False):
+        """Fold one segment into the memory: tokens [B,T] -> new state (and hidden states of the text tokens)."""
+        cfg = self.cfg
+        x = self.emb(tokens)
+        if cfg.memory == 'armt':
+            x = torch.cat([x, self.mem.to(x.dtype).expand(x.shape[0], -1, -1)], 1)
+        pos = torch.arange(x.shape[1], device=x.device)
+        layers = []
+        for blk, (M, z) in zip(self.blocks, self.unpack(state)):
+            x, M, z, _ = blk(x, M, z, pos, write=True)
+            layers.append((M, z))
+        new_state = self.pack(layers)
+        if return_hidden:
+            return new_state, x[:, :tokens.shape[1]]
+        return new_state
+
+    def decode(self, tokens, state, past=None, offset=0):
+        """Read-only step: tokens [B,t] at positions offset.. with KV cache past (list per layer or None) ->
+        logits [B,t,V], new cache. The memory is read, never written."""
+        pos = torch.arange(tokens.shape[1], device=tokens.device) + offset
+        x, cache = self.emb(tokens), []
+        for i, (blk, (M, z)) in enumerate(zip(self.blocks, self.unpack(state))):
+            x, _, _, kv = blk(x, M, z, pos, write=False, past=None if past is None else past[i])
+            cache.append(kv)
+        return self.logits(x), cache
+
+    def logits(self, x):
+        return self.lnf(x) @ self.emb.weight.T   # tied embedding: saves vocab x d parameters
+
+    def forward(self, segments, qa, targets, use_memory=True, ans_weight=5.0, lm=True):
+        """Training step. segments [B,nseg,N], qa [B,L] question+answer tokens, targets [B,L] (-100 = ignore).
+        Returns loss, lm loss, answer loss, exact-match rate of answers (batch mean)."""
+        B, nseg, _ = segments.shape
+        state, lm_loss = self.empty_state(B, segments.device), segments.new_zeros((), dtype=torch.float32)
+        for i in range(nseg):
+            tok = segments[:, i]
+            new_state, h = self.fold(tok, state, return_hidden=True)
+            if use_memory:
+                state = new_state
+            if lm:
+                lg = self.logits(h[:, :-1])
+                lm_loss = lm_loss + F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tok[:, 1:].reshape(-1)) / nseg
+        logits, _ = self.decode(qa, state)
+        ans = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
+        mask = targets != -100
+        exact = ((logits.argmax(-1) == targets) | ~mask).all(-1).float().mean()
+        return lm_loss + ans_weight * ans, lm_loss.detach(), ans.detach(), exact.detach()

@@ -1,0 +1,103 @@
+"""Unit tests of the reference model and its export (CPU, small shapes: seconds on Debian's torch 1.13)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from model import Config, CtxModel  # noqa: E402
+
+TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, dpfp_nu=3)
+
+
+@pytest.fixture(params=['armt', 'infini'])
+def model(request):
+    torch.manual_seed(0)
+    return CtxModel(Config(**TINY, memory=request.param)).eval()
+
+
+def test_state_size_is_layers_x_dkey_x_dmodel_plus_one():
+    cfg = Config(**TINY)
+    assert cfg.d_key == 2 * 3 * 8
+    assert cfg.state_size == 2 * cfg.d_key * (32 + 1)
+
+
+def test_pack_unpack_round_trip(model):
+    s = torch.randn(3, model.cfg.state_size)
+    assert torch.equal(model.pack(model.unpack(s)), s)
+
+
+@torch.no_grad()
+def test_kv_cache_decoding_equals_full_decoding(model):
+    state = torch.randn(1, model.cfg.state_size).abs() * 0.1
+    toks = torch.randint(0, 64, (1, 9))
+    full, _ = model.decode(toks, state)
+    part, cache = model.decode(toks[:, :5], state)
+    rest, _ = model.decode(toks[:, 5:], state, cache, offset=5)
+    assert torch.allclose(torch.cat([part, rest], 1), full, atol=1e-5)
+
+
+@torch.no_grad()
+def test_fold_writes_and_decode_reads_memory(model):
+    if model.cfg.memory == 'armt':   # mv starts at zero (ARMT init): give it weights so writes are visible
+        for b in model.blocks:
+            torch.nn.init.normal_(b.mv.weight, std=0.1)
+    state = model.empty_state()
+    new = model.fold(torch.randint(0, 64, (1, 16)), state)
+    assert new.abs().sum() > 0, 'folding a segment must write the memory'
+    q = torch.randint(0, 64, (1, 6))
+    a, _ = model.decode(q, new)
+    b, _ = model.decode(q, state)
+    assert not torch.allclose(a, b), 'decoding must read the memory'
+
+
+def test_answer_gradient_reaches_the_first_segment(model):
+    """The answer loss must be able to teach what to store: gradients flow back through the memory."""
+    if model.cfg.memory == 'armt':
+        for b in model.blocks:
+            torch.nn.init.normal_(b.mv.weight, std=0.1)
+    model.train()
+    segs = torch.randint(0, 64, (2, 3, 16))
+    qa = torch.randint(0, 64, (2, 8))
+    y = torch.full((2, 8), -100)
+    y[:, 4:7] = qa[:, 5:8]
+    emb_out = {}
+    h = model.emb.register_forward_hook(lambda m, i, o: emb_out.setdefault('first', o) if 'first' not in emb_out else None)
+    loss, _, _, _ = model(segs, qa, y, lm=False)
+    h.remove()
+    first = emb_out['first']
+    g, = torch.autograd.grad(loss, first)
+    assert g.abs().sum() > 0
+
+
+def test_memory_off_training_step_runs(model):
+    model.train()
+    segs = torch.randint(0, 64, (2, 2, 16))
+    qa = torch.randint(0, 64, (2, 8))
+    y = torch.full((2, 8), -100)
+    y[:, 3] = 5
+    loss, lm, ans, exact = model(segs, qa, y, use_memory=False)
+    loss.backward()
+    assert torch.isfinite(loss) and 0 <= exact <= 1
+
+
+def test_export_writes_graphs_weights_config_and_golden(tmp_path):
+    cfg_path = tmp_path / 'tiny.json'
+    cfg_path.write_text(json.dumps({**TINY, 'name': 'tiny'}))
+    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
+    out = tmp_path / 'm'
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
+                        '--out', str(out), '--tokenizer', tok], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    for f in ('fold.onnx', 'decode.onnx', 'weights.bin', 'config.json', 'golden.json', 'tokenizer.model'):
+        assert (out / f).exists(), f
+    meta = json.loads((out / 'config.json').read_text())
+    assert meta['state_size'] == Config(**TINY).state_size and len(meta['model_id']) == 32
+    import onnx
+    for g in ('fold.onnx', 'decode.onnx'):
+        onnx.checker.check_model(str(out / g))
+    golden = json.loads((out / 'golden.json').read_text())
+    assert golden['stream_segment_lengths'] == [16, 16, 5]
