@@ -1,0 +1,11 @@
+/**
+ * Ingestors: sources (repositories and folders, files, PDFs, logs) to documents. They know nothing of
+ * tokens; the stream format (src/stream) turns documents into segments.
+ */
+export type { DocKind, DocPart, Document, IngestItem, Skipped } from './types.js';
+export { ingestSources, planSources, sourceFiles, type IngestOptions } from './sources.js';
+export { followLog, type FollowOptions } from './log.js';
+export {
+  emptyManifest, isUnchanged, loadManifest, manifestPath, recordSource, saveManifest,
+  type Manifest, type ManifestSource,
+} from './manifest.js';

@@ -1,0 +1,103 @@
+/**
+ * The sidecar manifest (`<snapshot>.manifest.json`): which sources were folded into a snapshot, with the
+ * size and mtime they had, so that `ingest --append` can skip files unchanged since. Only ingest and status
+ * read it; `ask` never does (the snapshot alone answers).
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { CtxError } from '../errors.js';
+import type { DocKind } from './types.js';
+
+export const MANIFEST_VERSION = 1;
+
+export interface ManifestSource {
+  absPath: string;
+  size: number;
+  mtimeMs: number;
+  kind: DocKind;
+}
+
+export interface Manifest {
+  version: typeof MANIFEST_VERSION;
+  /** Keyed by absolute path. */
+  sources: Record<string, ManifestSource>;
+}
+
+export function manifestPath(snapshotPath: string): string {
+  return `${snapshotPath}.manifest.json`;
+}
+
+export function emptyManifest(): Manifest {
+  return { version: MANIFEST_VERSION, sources: {} };
+}
+
+/** The manifest next to the snapshot, or an empty one when there is none yet. A manifest that cannot be
+ *  read is an error, not an empty manifest: appending would then fold every source a second time. */
+export async function loadManifest(snapshotPath: string): Promise<Manifest> {
+  const file = manifestPath(snapshotPath);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyManifest();
+    throw new CtxError(`cannot read manifest ${file}: ${(e as Error).message}`);
+  }
+  try {
+    const m = JSON.parse(text) as Manifest;
+    if (m?.version !== MANIFEST_VERSION || typeof m.sources !== 'object' || m.sources === null) {
+      throw new Error(`unsupported manifest version ${String(m?.version)}`);
+    }
+    return m;
+  } catch (e) {
+    throw new CtxError(`corrupt manifest ${file} (${(e as Error).message}); delete it to re-ingest everything`);
+  }
+}
+
+/** True when the source was ingested with this very size and mtime. */
+export function isUnchanged(manifest: Manifest, absPath: string, stat: { size: number; mtimeMs: number }): boolean {
+  const known = manifest.sources[absPath];
+  return known !== undefined && known.size === stat.size && known.mtimeMs === stat.mtimeMs;
+}
+
+export function recordSource(manifest: Manifest, source: ManifestSource): void {
+  const { absPath, size, mtimeMs, kind } = source;
+  manifest.sources[absPath] = { absPath, size, mtimeMs, kind };
+}
+
+/** Atomic: a temporary file in the same directory, flushed to disk, then renamed over the old manifest
+ *  (and the directory flushed, so the rename itself survives a crash). */
+export async function saveManifest(snapshotPath: string, manifest: Manifest): Promise<void> {
+  const file = manifestPath(snapshotPath);
+  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const sorted: Manifest = {
+    version: MANIFEST_VERSION,
+    sources: Object.fromEntries(Object.entries(manifest.sources).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  };
+  try {
+    const fh = await open(tmp, 'w');
+    try {
+      await fh.writeFile(`${JSON.stringify(sorted, null, 1)}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, file);
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw e;
+  }
+  await syncDir(dirname(file));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined);
+  if (!fh) return; // some platforms cannot open directories; the rename is still atomic there
+  try {
+    await fh.sync();
+  } catch {
+    // fsync on a directory is not supported everywhere (EINVAL, EISDIR): durability is best effort there
+  } finally {
+    await fh.close();
+  }
+}
