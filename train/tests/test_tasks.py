@@ -1,0 +1,180 @@
+"""Corpus pool and task sampler, on a tiny pool of stdlib files (no prose, no logs: both must be optional)."""
+import os
+import re
+import shutil
+import sys
+import sysconfig
+
+import numpy as np
+import pytest
+
+ROOT = os.path.join(os.path.dirname(__file__), '..', '..')
+sys.path.insert(0, os.path.join(ROOT, 'train'))
+import corpus  # noqa: E402
+import tasks  # noqa: E402
+from stream import SPECIAL  # noqa: E402
+
+TOKENIZER = os.path.join(ROOT, 'models', 'ctx-small', 'tokenizer.model')
+STDLIB = sysconfig.get_paths()['stdlib']
+MODULES = ['json', 'http', 'email', 'logging', 'urllib', 'concurrent', 'argparse.py', 'textwrap.py', 'shutil.py',
+           'csv.py', 'calendar.py', 'difflib.py', 'heapq.py', 'fractions.py', 'statistics.py', 'string.py',
+           'gettext.py', 'netrc.py', 'shlex.py', 'sched.py', 'queue.py', 'tempfile.py', 'glob.py', 'fnmatch.py']
+HELDOUT = ('json', 'http', 'csv', 'calendar', 'difflib', 'heapq', 'netrc', 'shlex', 'glob')
+L = 128
+
+
+@pytest.fixture(scope='module')
+def pool(tmp_path_factory):
+    d = tmp_path_factory.mktemp('stdlib')
+    for m in MODULES:
+        src = os.path.join(STDLIB, m)
+        if os.path.isdir(src):
+            shutil.copytree(src, d / m, ignore=shutil.ignore_patterns('__pycache__'))
+        elif os.path.exists(src):
+            shutil.copy(src, d / m)
+    return corpus.build_pool([(str(d), 'stdlib')], prose_roots=(), log_roots=(), procs=1, heldout=HELDOUT)
+
+
+@pytest.fixture(scope='module')
+def train(pool):
+    return tasks.TaskSampler(pool, TOKENIZER, L, seed=0, split='train', win=(32, 256))
+
+
+@pytest.fixture(scope='module')
+def heldout(pool):
+    return tasks.TaskSampler(pool, TOKENIZER, L, seed=0, split='heldout', win=(32, 256))
+
+
+def test_pool_is_split_by_package(pool, train, heldout):
+    split = pool['split']
+    assert {split[r['pkg']] for r in pool['code']} == {'train', 'heldout'}
+    assert all(split[p] == 'heldout' for p in HELDOUT if p in split)
+    assert not set(train.packages) & set(heldout.packages)
+    assert {r['pkg'] for r in pool['code'] if r['path'].startswith('json/')} == {'json'}
+    assert corpus.package_of('node_modules/@scope/pkg/lib/a.js', 'other') == '@scope/pkg'
+    assert corpus.package_of('a/node_modules/left-pad/index.js', 'other') == 'left-pad'
+    for fam in ('passkey', 'where_defined', 'which_file_topic'):    # log_first: generated lines
+        s = heldout.sample(4, fam)
+        assert s.meta['packages'] and all(split[p] == 'heldout' for p in s.meta['packages'])
+
+
+def test_definitions_and_topics():
+    py = 'X_MAX = 3\nclass Foo(Base):\n    def bar(self):\n        pass\nasync def baz():\n    y = 2\n'
+    defs = corpus.definitions(py, 'python')
+    assert [(n, k, ln) for n, k, ln, _ in defs] == [('X_MAX', 'var', 0), ('Foo', 'class', 1), ('bar', 'method', 2),
+                                                    ('baz', 'function', 4)]
+    assert all(py[off:off + len(n)] == n for n, _, _, off in defs)
+    js = 'export function parseUrl(s) {}\nclass Router {}\nconst maxSize = 4;\nexport interface Opts {}\n'
+    assert [(n, k) for n, k, *_ in corpus.definitions(js, 'ts')] == [
+        ('parseUrl', 'function'), ('Router', 'class'), ('maxSize', 'var'), ('Opts', 'interface')]
+    topics = corpus.topic_words('"""Parse HTTP cookies."""\ndef parse_cookie_header(s):\n    return s\n', 'python',
+                                [('parse_cookie_header', 'function', 1, 0)])
+    assert topics[:2] == ['cookie', 'parse'] or set(topics[:3]) >= {'cookie', 'parse'}
+    assert 'return' not in topics and 'self' not in topics
+
+
+@pytest.mark.parametrize('family', tasks.FAMILIES)
+def test_segments_shape_and_headers(train, family):
+    for nseg in (1, 3):
+        s = train.sample(nseg, family)
+        assert s.segments.shape == (nseg, L) and s.segments.dtype == np.int32
+        assert s.segments[0, 0] == SPECIAL['doc']
+        assert all(seg[0] in (SPECIAL['doc'], SPECIAL['cont']) for seg in s.segments)
+        assert s.question[0] == SPECIAL['q'] and s.question[-1] == SPECIAL['a']
+        assert s.answer[-1] == SPECIAL['eos'] and train.tok.decode(s.answer[:-1]) == s.meta['answer']
+        assert 0 <= s.meta['depth'] < 1
+
+
+def test_where_defined_answer_is_in_the_stream(heldout):
+    for _ in range(10):
+        s = heldout.sample(4, 'where_defined')
+        name, path = s.meta['name'], s.meta['answer']
+        docs = tasks.decode_stream(heldout.tok, s.segments)
+        target = [text for head, text in docs if head == f'code {path}']
+        assert len(target) == 1, 'the answer path heads exactly one document'
+        assert re.search(rf'(def|class)\s+{name}\b|^{name}\s*[:=]', target[0], re.M), 'the definition is in it'
+        assert sum(name in head + text for head, text in docs) == 1, 'no other file mentions the name'
+        assert name in s.meta['question']
+
+
+def test_which_file_topic_word_is_unique_to_the_answer(heldout):
+    for _ in range(10):
+        s = heldout.sample(4, 'which_file_topic')
+        word, path = s.meta['word'], s.meta['answer']
+        docs = tasks.decode_stream(heldout.tok, s.segments)
+        hits = [head for head, text in docs if word in (head + '\n' + text).lower()]
+        assert hits == [f'code {path}']
+        assert s.meta['topic'] in s.meta['question']
+
+
+def test_passkey_is_in_the_stream_at_the_asked_depth(train):
+    for depth in ('start', 'middle', 'end', 0.3):
+        s = train.sample(6, 'passkey', depth=depth)
+        text = ''.join(t for _, t in tasks.decode_stream(train.tok, s.segments))   # a header may split it
+        assert f'The pass key is {s.meta["answer"]}.' in text
+        want = {'start': 0.0, 'middle': 0.5, 'end': 0.95, 0.3: 0.3}[depth]
+        assert abs(s.meta['depth'] - want) < 0.12
+
+
+def test_log_first_answer_is_the_first_occurrence(train):
+    for ask in ('when', 'service', 'when', 'service'):
+        s = train.sample(4, 'log_first', ask=ask)
+        m = s.meta
+        lines = [x for _, text in tasks.decode_stream(train.tok, s.segments) for x in text.splitlines()]
+        first = next(x for x in lines if m['event'] in x)
+        assert m['time'] in first and m['service'] in first
+        assert m['answer'] == (m['time'] if ask == 'when' else m['service'])
+        assert all(m['service'] in x for x in lines if m['event'] in x), 'only one service logs the event'
+
+
+@pytest.mark.parametrize('family', tasks.FAMILIES)
+def test_answers_are_randomised(train, family):
+    answers = [train.sample(2, family).meta['answer'] for _ in range(12)]
+    assert len(set(answers)) >= 10
+
+
+def test_deterministic_given_the_seed(pool):
+    a = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, win=(32, 256))
+    b = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, win=(32, 256))
+    c = tasks.TaskSampler(pool, TOKENIZER, L, seed=8, win=(32, 256))
+    for fam in tasks.FAMILIES:
+        x, y, z = a.sample(3, fam), b.sample(3, fam), c.sample(3, fam)
+        assert np.array_equal(x.segments, y.segments) and x.question == y.question and x.answer == y.answer
+        assert not np.array_equal(x.segments, z.segments)
+
+
+def test_windows_equal_their_text(train):
+    for _ in range(20):
+        i = train.rng.choice(train.with_defs)
+        d = train.rng.choice(train.eligible[i])
+        w = train.window(i, 100, around=d[2])
+        assert train.tok.decode(w.ids) == w.text and w.l0 <= d[2] < w.l1
+        r = train.rename(w, d)
+        assert train.tok.decode(r.ids) == r.text and d[0] not in re.findall(r'\w+', r.text.splitlines()[d[2] - w.l0])
+
+
+def test_batch_targets_align_with_answers(train):
+    S, Q, Y = train.batch(4, 2, qlen=64)
+    assert S.shape == (4, 2, L) and Q.shape == (4, 64) and Y.shape == (4, 64)
+    for q, y in zip(Q.tolist(), Y.tolist()):
+        t = [i for i, v in enumerate(y) if v != -100]
+        assert t == list(range(t[0], t[-1] + 1))
+        assert q[t[0]] == SPECIAL['a'], 'the first answer token is predicted at <a>'
+        assert all(y[i] == q[i + 1] for i in t)
+        assert y[t[-1]] == SPECIAL['eos'] and q[t[-1] + 2:] == [0] * (64 - t[-1] - 2)
+
+
+def test_batches_and_eval_set(train, heldout):
+    import multiprocessing as mp
+    import torch
+    nseg = mp.Value('i', 1)
+    it = tasks.make_batches(train, 2, nseg, families={'passkey': 1, 'where_defined': 2})
+    assert next(it)[0].shape == (2, 1, L)
+    nseg.value = 2
+    assert next(it)[0].shape == (2, 2, L)
+    dl = torch.utils.data.DataLoader(tasks.batch_dataset(train, 2, 1, ['passkey'], seed=3), batch_size=None)
+    assert next(iter(dl))[0].shape == (2, 1, L)
+    state = heldout.rng.getstate()
+    e1, e2 = heldout.eval_set(3, 2, 'where_defined', seed=5), heldout.eval_set(3, 2, 'where_defined', seed=5)
+    assert [s.meta['answer'] for s in e1] == [s.meta['answer'] for s in e2]
+    assert heldout.rng.getstate() == state
