@@ -1,0 +1,63 @@
+import { Args, Flags } from '@oclif/core';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import cliProgress from 'cli-progress';
+import { CtxCommand, printJson } from '../../src/cli/base.js';
+import { CtxError } from '../../src/errors.js';
+import { repoQuestions, type RepoQuestion } from '../../src/eval/repo.js';
+import { runIngest } from '../../src/run/ingest.js';
+import { ask, loadSnapshotFor } from '../../src/run/ask.js';
+import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+
+export default class EvalRepo extends CtxCommand {
+  static summary = 'Repository questions made from the repository itself: top-1/top-3 exact path match, memory on vs off.';
+  static description = 'Generates "where is X defined?" (identifiers defined in exactly one file) and "which file handles W?" (words found in one file only) questions, ingests the repository into a temporary snapshot, asks each question with the memory on and switched off, and scores exact path matches.';
+  static examples = ['<%= config.bin %> eval repo ./my-project', '<%= config.bin %> eval repo fixtures/repo --questions 20 --json'];
+  static args = { path: Args.string({ description: 'repository folder', required: true }) };
+  static flags = {
+    questions: Flags.integer({ description: 'number of questions', default: 50, min: 1 }),
+    seed: Flags.integer({ default: 1, description: 'seed for choosing questions' }),
+    json: Flags.boolean({ description: 'print all results as JSON' }),
+  };
+
+  async run(): Promise<void> {
+    const { args, flags } = await this.parse(EvalRepo);
+    if (!existsSync(args.path)) throw new CtxError(`no such folder: ${args.path}`);
+    const model = await this.model(flags.model);
+    const { questions, files } = await repoQuestions(args.path, flags.questions, flags.seed);
+    if (questions.length === 0) throw new CtxError(`found no definitions to ask about in ${args.path}`);
+    const dir = mkdtempSync(join(tmpdir(), 'ctx-eval-'));
+    const snapshotPath = join(dir, 'memory.ctx');
+    try {
+      const ingest = await runIngest({ model, paths: [args.path], snapshotPath });
+      const snap = loadSnapshotFor(model, snapshotPath);
+      const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ stream: process.stderr, format: ' {bar} {value}/{total} questions | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+      bar?.start(questions.length, 0);
+      const results: (RepoQuestion & { answer: string; top1: boolean; top3: boolean; offTop1: boolean; offTop3: boolean })[] = [];
+      for (const q of questions) {
+        const on = await ask(model, snap, snapshotPath, q.question, { beams: 3, maxTokens: 32 });
+        const off = await ask(model, snap, snapshotPath, q.question, { beams: 3, maxTokens: 32, memory: false });
+        const hit = (r: typeof on, k: number) => r.answers.slice(0, k).some((a) => a.text.trim() === q.path);
+        results.push({ ...q, answer: on.answers[0]?.text ?? '', top1: hit(on, 1), top3: hit(on, 3), offTop1: hit(off, 1), offTop3: hit(off, 3) });
+        bar?.increment();
+      }
+      bar?.stop();
+      const rate = (f: (r: (typeof results)[number]) => boolean, kind?: string) => {
+        const rs = results.filter((r) => !kind || r.kind === kind);
+        return rs.length ? rs.filter(f).length / rs.length : NaN;
+      };
+      const rows = [undefined, 'identifier', 'topic'].map((kind) => ({
+        questions: kind ?? 'all', n: results.filter((r) => !kind || r.kind === kind).length,
+        top1: rate((r) => r.top1, kind), top3: rate((r) => r.top3, kind), memoryOffTop1: rate((r) => r.offTop1, kind), memoryOffTop3: rate((r) => r.offTop3, kind),
+      }));
+      if (flags.json) return printJson({ repo: args.path, files, tokens: ingest.tokens, segments: ingest.segments, model: model.config.model_id, rows, results });
+      this.log(`${args.path}: ${files} code files, ${ingest.tokens} tokens in ${ingest.segments} segments`);
+      this.log('questions     n   top-1  top-3 | memory off: top-1  top-3');
+      const pct = (x: number) => (Number.isNaN(x) ? '   -' : `${(100 * x).toFixed(0).padStart(3)}%`);
+      for (const r of rows) this.log(`${r.questions.padEnd(11)} ${String(r.n).padStart(3)}   ${pct(r.top1)}   ${pct(r.top3)} |             ${pct(r.memoryOffTop1)}   ${pct(r.memoryOffTop3)}`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+}
