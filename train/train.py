@@ -11,7 +11,6 @@ import argparse
 import json
 import math
 import os
-import random
 import sys
 import time
 
@@ -24,6 +23,12 @@ from tasks import TaskSampler  # noqa: E402
 import corpus  # noqa: E402
 
 FAMILIES = {'passkey': 0.25, 'where_defined': 0.40, 'which_file_topic': 0.20, 'log_first': 0.15}
+
+
+def autocast(dev):
+    """bfloat16 autocast on the GPU; a no-op on the CPU (unit tests and smoke runs)."""
+    import contextlib
+    return torch.autocast('cuda', dtype=torch.bfloat16) if dev == 'cuda' else contextlib.nullcontext()
 
 
 def parse_args():
@@ -62,14 +67,11 @@ class Batches(torch.utils.data.IterableDataset):
         wid = info.id if info else 0
         seed = self.args.seed * 1000 + wid + int(time.time()) % 100000
         sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train')
-        names = self.args.families.split(',')
-        weights = [FAMILIES[n] for n in names]
-        rng = random.Random(seed)
+        mix = {n: FAMILIES[n] for n in self.args.families.split(',')}
         while True:
             nseg = self.nseg.value
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * self.cfg.seg_len))
-            fams = rng.choices(names, weights, k=bsz)
-            S, Q, Y = sampler.batch(bsz, nseg, families=fams)
+            S, Q, Y = sampler.batch(bsz, nseg, families=mix)
             yield nseg, S, Q, Y
 
 
@@ -106,8 +108,8 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
     hits, n = 0.0, 0
     bs = max(1, min(32, 2048 // nseg))
     while n < args.eval_n:
-        S, Q, Y = sampler.batch(bs, nseg, families=[family] * bs)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=dev == 'cuda'):
+        S, Q, Y = sampler.batch(bs, nseg, families=[family])
+        with autocast(dev):
             _, _, _, ex = run_stream(model, S.to(dev), Q.to(dev), Y.to(dev), use_memory=use_memory, lm=False)
         hits += float(ex) * bs
         n += bs
@@ -147,7 +149,7 @@ def main():
     groups = [{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}]
     if gates:
         groups.append({'params': gates, 'weight_decay': 0.0, 'lr_mult': 30})
-    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), fused=dev == 'cuda')
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), **({'fused': True} if dev == 'cuda' else {}))
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
@@ -179,7 +181,7 @@ def main():
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         for g in opt.param_groups:
             g['lr'] = lr * g.get('lr_mult', 1)
-        with torch.autocast('cuda', dtype=torch.bfloat16, enabled=dev == 'cuda'):
+        with autocast(dev):
             loss, lm, ans, ex = run_stream(model, S, Q, Y, ans_weight=args.ans_weight, ckpt_segments=nseg > 8)
         opt.zero_grad(set_to_none=True)
         loss.backward()

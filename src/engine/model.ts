@@ -4,6 +4,7 @@
  * and agrees with the config, so a broken install fails with one clear line instead of an ONNX stack.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ort from 'onnxruntime-node';
@@ -79,7 +80,7 @@ export async function loadModel(dir = defaultModelDir(), opts: LoadOptions = {})
   const options: ort.InferenceSession.SessionOptions = {
     executionProviders: device === 'cpu' ? ['cpu'] : [device, 'cpu'],
     graphOptimizationLevel: 'all',
-    intraOpNumThreads: opts.threads ?? 0,
+    intraOpNumThreads: opts.threads ?? availableParallelism(),
   };
   try {
     const [fold, decode] = await Promise.all([
