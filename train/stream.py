@@ -10,8 +10,8 @@ the very tokens the product will fold. Both sides are pinned to test/golden/stre
                 <cont>{kind} {path}<page>{n}\n  ... and inside a PDF page, that page's number
   question      <q>{question}<a>                the answer follows, ended by </s>
 
-JavaScript strings are UTF-16: String.length and .slice count UTF-16 code units, so the header truncation
-and the title cap do the same here (js_len / js_slice).
+JavaScript strings are UTF-16: String.length and .slice count UTF-16 code units, so the title cap does the
+same here (js_slice).
 """
 import re
 
@@ -25,10 +25,6 @@ MAX_HEADER_TOKENS = 48
 _JS_WS = '\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'
 _JS_WS_RUN = re.compile(f'[{_JS_WS}]+')
 _JS_TRIM = re.compile(f'^[{_JS_WS}]+|[{_JS_WS}]+$')
-
-
-def js_len(s):
-    return len(s.encode('utf-16-le')) // 2
 
 
 def js_slice(s, start, end=None):
@@ -62,12 +58,16 @@ class Tokenizer:
 
 
 def _header_body(tok, kind, path):
+    room = MAX_HEADER_TOKENS - 2
     ids = tok.encode(f'{kind} {path}')
-    cut, n = 1, js_len(path)
-    while len(ids) > MAX_HEADER_TOKENS - 2 and cut < n:
-        ids = tok.encode(f'{kind} \u2026{js_slice(path, min(n - 1, cut * 8))}')
-        cut *= 2
-    return ids[:MAX_HEADER_TOKENS - 2]
+    if len(ids) <= room:
+        return ids
+    path_ids = tok.encode(path)
+    for keep in range(room - 4, 0, -1):
+        ids = tok.encode(f'{kind} \u2026{tok.decode(path_ids[-keep:])}')
+        if len(ids) <= room:
+            return ids
+    return ids[:room]
 
 
 def document_header(tok, kind, path, title=None):

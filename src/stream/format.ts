@@ -22,11 +22,16 @@ export interface DocHead {
 }
 
 function headerBody(tok: Tokenizer, kind: DocKind, path: string): number[] {
-  let ids = tok.encode(`${kind} ${path}`);
-  for (let cut = 1; ids.length > MAX_HEADER_TOKENS - 2 && cut < path.length; cut *= 2) {
-    ids = tok.encode(`${kind} …${path.slice(Math.min(path.length - 1, cut * 8))}`);
+  const room = MAX_HEADER_TOKENS - 2;
+  const ids = tok.encode(`${kind} ${path}`);
+  if (ids.length <= room) return ids;
+  // Keep the end of the path (the file name and its nearest folders say the most), cut on a token boundary.
+  const pathIds = tok.encode(path);
+  for (let keep = room - 4; keep > 0; keep--) {
+    const cut = tok.encode(`${kind} …${tok.decode(pathIds.slice(pathIds.length - keep))}`);
+    if (cut.length <= room) return cut;
   }
-  return ids.slice(0, MAX_HEADER_TOKENS - 2);
+  return ids.slice(0, room);
 }
 
 const NL = (tok: Tokenizer) => tok.encode('\n');
