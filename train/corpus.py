@@ -5,10 +5,13 @@ A pool holds real files found offline on the machine:
          e.g. node_modules for JS/TS); per file: definitions and topic words
   prose  README/changelog/NEWS text under /usr/share/doc
   logs   the machine's own logs under /var/log (few or none on the GPU machine: tasks.py generates lines then)
+--export FILE folds in documents exported elsewhere by scripts/export-corpus.ts (read by the product's own
+ingestors: npm packages, man pages, PDFs page by page, real logs): code joins code, prose and PDFs join prose
+(a PDF keeps `pages`: [(page number, start, end)] character offsets into its text), logs join logs.
 Held-out is chosen per package (a hash of its name, ~15%), never per file: answers that occur in training are
 memorised by the weights, so held-out accuracy is only meaningful on packages never trained on.
 
-  python3 train/corpus.py --out /tmp/pool.pkl.gz [--extra_root node_modules] [--no_site]
+  python3 train/corpus.py --out /tmp/pool.pkl.gz [--extra_root node_modules] [--no_site] [--export corpus.jsonl.gz]
 
 A second run with the same arguments loads the cached file instead of walking the disk again.
 """
@@ -17,6 +20,7 @@ import bisect
 import collections
 import gzip
 import hashlib
+import json
 import lzma
 import multiprocessing as mp
 import os
@@ -199,6 +203,55 @@ def _record(job):
     return rec
 
 
+def _export_record(doc):
+    """A record of one exported document (see scripts/export-corpus.ts), with the fields _record gives a file.
+    Package names get the same prefixes as on-disk prose and logs, so a package's split is the same wherever
+    its text comes from."""
+    group, pkg, path = doc['group'], doc['pkg'], doc['path']
+    if group == 'pdf':
+        text, pages = _join_pages(doc['parts'])
+    else:
+        text, pages = ''.join(p['text'] for p in doc['parts']), None
+    if not text.strip():
+        return None
+    kind = {'code': 'code', 'prose': 'prose', 'pdf': 'prose', 'logs': 'log'}[group]
+    lang = LANG.get(os.path.splitext(path)[1], 'text') if kind == 'code' else kind
+    defs = definitions(text, lang)
+    rec = dict(pkg={'prose': 'doc:', 'log': 'log:'}.get(kind, '') + pkg, path=path, kind=kind, lang=lang, text=text,
+               defs=defs, topics=topic_words(text, lang, defs) if kind != 'log' else [])
+    if pages is not None:
+        rec['pages'], rec['doc_kind'] = pages, 'pdf'
+        if doc.get('title'):
+            rec['title'] = doc['title']
+    return rec
+
+
+def _join_pages(parts):
+    """One text of a PDF's pages, each ending with a newline (a window never glues two pages' lines), and
+    [(page, start, end)] offsets: rec['text'][start:end] is that page's text."""
+    text, pages = [], []
+    off = 0
+    for p in parts:
+        t = p['text'] if p['text'].endswith('\n') else p['text'] + '\n'
+        pages.append((p.get('page', len(pages) + 1), off, off + len(t)))
+        text.append(t)
+        off += len(t)
+    return ''.join(text), pages
+
+
+def page_texts(rec):
+    """[(page number, text)] of a PDF record."""
+    return [(n, rec['text'][a:b]) for n, a, b in rec.get('pages', ())]
+
+
+def read_export(path):
+    """The documents of an export file (gzip JSONL), in order."""
+    with gzip.open(path, 'rt', encoding='utf-8') as f:
+        for line in f:
+            if line.strip():
+                yield json.loads(line)
+
+
 def default_code_roots():
     roots = [(sysconfig.get_paths()['stdlib'], 'stdlib')]
     sites = list(site.getsitepackages()) + [sysconfig.get_paths()['purelib'], sysconfig.get_paths()['platlib']]
@@ -215,9 +268,10 @@ def default_code_roots():
 
 
 def build_pool(code_roots, prose_roots=('/usr/share/doc',), log_roots=('/var/log',), heldout_frac=0.15,
-               procs=None, max_per_package=3000, heldout=()):
+               procs=None, max_per_package=3000, heldout=(), exports=()):
     """code_roots: [(dir, scheme)] with scheme 'stdlib' | 'site' | 'other'. heldout: package names forced
-    into held-out (tests). Returns the pool dict (see module docstring)."""
+    into held-out (tests). exports: files written by scripts/export-corpus.ts, folded in after the files on
+    disk. Returns the pool dict (see module docstring)."""
     jobs = []
     for root, scheme in code_roots:
         jobs += [(p, rel, scheme, 'code') for p, rel in walk(root, scheme, lambda f, rel: os.path.splitext(f)[1] in LANG)]
@@ -229,11 +283,12 @@ def build_pool(code_roots, prose_roots=('/usr/share/doc',), log_roots=('/var/log
         if os.path.isdir(root):
             jobs += [(p, rel, 'log', 'log') for p, rel in walk(root, 'log', lambda f, rel: re.search(r'\.log(\.\d+)?(\.gz|\.xz)?$', f))]
     procs = procs or min(16, os.cpu_count() or 1)
+    docs = [d for path in exports for d in read_export(path)]
     if procs > 1:
         with mp.Pool(procs) as pool:
-            recs = pool.map(_record, jobs, chunksize=64)
+            recs = pool.map(_record, jobs, chunksize=64) + pool.map(_export_record, docs, chunksize=16)
     else:
-        recs = list(map(_record, jobs))
+        recs = list(map(_record, jobs)) + list(map(_export_record, docs))
     per_pkg = collections.Counter()
     out = dict(version=VERSION, heldout_frac=heldout_frac, code=[], prose=[], logs=[], split={})
     for r in recs:
@@ -283,6 +338,7 @@ def main():
     ap.add_argument('--heldout_frac', type=float, default=0.15)
     ap.add_argument('--max_per_package', type=int, default=3000)
     ap.add_argument('--procs', type=int, default=0)
+    ap.add_argument('--export', action='append', default=[], help='a corpus export (scripts/export-corpus.ts)')
     ap.add_argument('--rebuild', action='store_true')
     a = ap.parse_args()
     roots = [(os.path.realpath(r), 'site') for r in a.roots] if a.roots else default_code_roots()
@@ -291,6 +347,8 @@ def main():
     roots += [(os.path.realpath(r), 'other') for r in a.extra_root]
     config = dict(roots=roots, prose=a.prose_root or ['/usr/share/doc'], logs=a.log_root or ['/var/log'],
                   heldout_frac=a.heldout_frac, max_per_package=a.max_per_package)
+    if a.export:      # only then: caches built before --export existed stay valid
+        config['exports'] = [(os.path.realpath(p), os.path.getsize(p)) for p in a.export]
     t0 = time.time()
     pool = None
     if os.path.exists(a.out) and not a.rebuild:
@@ -299,7 +357,8 @@ def main():
             print(f'{a.out} was built with other arguments: rebuilding', file=sys.stderr)
             pool = None
     if pool is None:
-        pool = build_pool(roots, config['prose'], config['logs'], a.heldout_frac, a.procs or None, a.max_per_package)
+        pool = build_pool(roots, config['prose'], config['logs'], a.heldout_frac, a.procs or None, a.max_per_package,
+                          exports=a.export)
         pool['config'] = config
         save_pool(pool, a.out)
     for (group, split), (n, p, mb) in counts(pool).items():
