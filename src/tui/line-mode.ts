@@ -135,5 +135,5 @@ async function ingestLine(o: LineModeOptions, say: (t?: string) => void, path: s
   });
   const what = `${plural(r.documents, 'document')}${r.skipped ? ` (${r.skipped} skipped)` : ''}, ${plural(r.tokens, 'token')} in ${plural(r.segments, 'segment')}, ${formatDuration(r.ms)}`;
   if (r.interrupted && r.segments === 0) say('cancelled before anything was folded: the snapshot is unchanged');
-  else say(r.interrupted ? `interrupted: saved what was folded: ${what}` : `ingested: ${what}`);
+  else say(r.interrupted ? `interrupted after ${what}: the snapshot is unchanged; ingest the same paths again to resume` : `ingested: ${what}`);
 }

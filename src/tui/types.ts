@@ -47,7 +47,7 @@ export interface IngestRequest {
   snapshotPath: string;
   /** Fold into the existing snapshot instead of starting a new one. */
   append: boolean;
-  /** Aborting stops the ingest; what was folded is saved (atomically) and the outcome says interrupted. */
+  /** Aborting stops the ingest; the snapshot stays as it was, what was folded is kept as a resumable partial, and the outcome says interrupted. */
   signal: AbortSignal;
   onProgress: (p: IngestProgress) => void;
   /** What the sources hold, once they have been listed (for the ETA); may never come. */

@@ -55,7 +55,7 @@ function Ingested({ paths, o }: { paths: string[]; o: IngestOutcome }) {
       {o.interrupted && o.segments === 0 ? (
         <Text color={paint('warn')}>■ cancelled before anything was folded from {paths.join(' ')}: the snapshot is unchanged</Text>
       ) : o.interrupted ? (
-        <Text color={paint('warn')}>■ interrupted: saved what was folded from {paths.join(' ')}: {what}</Text>
+        <Text color={paint('warn')}>■ interrupted after {what}: the snapshot is unchanged; /ingest {paths.join(' ')} again to resume</Text>
       ) : (
         <Text color={paint('ok')}>✓ ingested {paths.join(' ')}: {what}</Text>
       )}
