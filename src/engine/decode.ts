@@ -42,9 +42,10 @@ export async function answer(model: Model, state: Float32Array, question: string
   const beamsWanted = Math.max(1, opts.beams ?? 3);
   const maxTokens = opts.maxTokens ?? 48;
   const prompt = questionPrompt(model.tokenizer, question);
-  let { logits, cache } = await step(model, state, [prompt], 0, emptyCache());
+  const first = await step(model, state, [prompt], 0, emptyCache());
+  let cache = first.cache;
   let beams: Beam[] = [{ tokens: [], logprob: 0 }];
-  let rows = [logSoftmaxLast(logits, 1, prompt.length, model.config.vocab_size, 0)];
+  let rows = [logSoftmaxLast(first.logits, 1, prompt.length, model.config.vocab_size, 0)];
   const done: Beam[] = [];
   for (let t = 0; t < maxTokens && beams.length > 0; t++) {
     if (opts.signal?.aborted) throw new DOMException('answer cancelled', 'AbortError');
