@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Ingest benchmark: peak RSS and tokens/s of `ctx ingest` on a 10 MB and a 1 GB nginx access log.
+# Ingest benchmark: peak RSS and tokens/s of `ctx ingest` on a 10 MB and a multi-GB (BENCH_BIG_MB, default 3000)
+# nginx access log.
 #
 # The logs are made (once, in $BENCH_DIR, default /tmp/ctx-bench) by repeating the real nginx lines of
 # fixtures/logs with a clock that moves forward, so no two lines are the same. Folding runs at a few thousand
-# tokens/s on a CPU, so folding 1 GB would take days: every run is stopped after $BENCH_SECONDS (default 60)
+# tokens/s on a CPU, so folding gigabytes would take days: every run is stopped after $BENCH_SECONDS (default 60)
 # by the hidden --max-seconds flag (CTX_BENCH_MAX_SECONDS), which saves what was folded like Ctrl-C does.
-# Reading is pulled by the fold, so a stopped run reads only what it folded: the "read 1 GB" row streams the
+# Reading is pulled by the fold, so a stopped run reads only what it folded: the "read ... MB log" row streams the
 # whole file through the log ingestor (src/ingest, no tokenizer, no fold) to show that reading it end to end
 # stays bounded too.
 #
@@ -17,6 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CTX="$ROOT/bin/run.js"
 DIR=${BENCH_DIR:-/tmp/ctx-bench}
 SECONDS_EACH=${BENCH_SECONDS:-60}
+BIG_MB=${BENCH_BIG_MB:-3000}   # the issue asks for a multi-GB input
 [ -x /usr/bin/time ] || { echo "bench-ingest: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
 [ -f "$ROOT/dist/commands/ingest.js" ] || { echo "bench-ingest: not built: run npx tsc -p tsconfig.json" >&2; exit 2; }
 mkdir -p "$DIR"
@@ -60,10 +62,10 @@ measure() {
 }
 
 make_log "$DIR/access-10m.log" $((10 * 1000 * 1000))
-make_log "$DIR/access-1g.log" $((1000 * 1000 * 1000))
+make_log "$DIR/access-big.log" $((BIG_MB * 1000 * 1000))
 
 rows=()
-for size in 10m 1g; do
+for size in 10m big; do
   log="$DIR/access-$size.log"
   snap="$DIR/bench-$size.ctx"
   rm -f "$snap" "$snap".*
@@ -77,7 +79,7 @@ for size in 10m 1g; do
   rows+=("$row|$((RSS_KB / 1024))")
 done
 
-# Reading the whole 1 GB log through the log ingestor (parts of lines, as the fold receives them).
+# Reading the whole big log through the log ingestor (parts of lines, as the fold receives them).
 cat >"$DIR/read.mjs" <<JS
 import { ingestSources } from '$ROOT/dist/src/ingest/index.js';
 const t0 = performance.now();
@@ -88,11 +90,11 @@ for await (const item of ingestSources([process.argv[2]])) {
 }
 console.log(JSON.stringify({ chars, parts, ms: performance.now() - t0 }));
 JS
-measure read-1g node "$DIR/read.mjs" "$DIR/access-1g.log"
+measure read-big node "$DIR/read.mjs" "$DIR/access-big.log"
 read_row=$(node -e '
   const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-  console.log([`read 1000 MB log (no fold)`, (r.ms / 1000).toFixed(1), "-", "-", `${(r.chars / r.ms / 1000).toFixed(0)} MB/s`, "-"].join("|"));
-' "$DIR/read-1g.out")
+  console.log([`read ${(r.chars / 1e6).toFixed(0)} MB log (no fold)`, (r.ms / 1000).toFixed(1), "-", "-", `${(r.chars / r.ms / 1000).toFixed(0)} MB/s`, "-"].join("|"));
+' "$DIR/read-big.out")
 rows+=("$read_row|$((RSS_KB / 1024))")
 
 echo
