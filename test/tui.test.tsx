@@ -396,7 +396,7 @@ test('no snapshot yet: a typed path is ingested with live progress and ETA, then
   assert.equal(s.asks[0].req.snapshotPath, path);
 });
 
-test('cancelling an ingest aborts it, shows that the folded part was saved, and keeps the session', async () => {
+test('cancelling an ingest aborts it, says the snapshot is unchanged, and keeps the session', async () => {
   const s = session({ files: {} });
   await s.wait(has('path ›'), 'the prompt');
   await s.enter('big/');
@@ -598,4 +598,15 @@ test('real model: a missing path is refused instead of leaving an empty snapshot
     /no such file or folder/,
   );
   assert.equal(existsSync(snap), false);
+});
+
+test('notices of the ingest flow (resuming an interrupted ingest) appear in the transcript', async () => {
+  const s = session({ files: {} });
+  await s.wait(has('path ›'), 'the prompt');
+  await s.enter('big/');
+  await s.wait(() => s.ingests.length === 1, 'the ingest');
+  s.ingests[0].req.onNotice?.('resuming: 3 documents already folded');
+  await s.wait(has('resuming: 3 documents already folded'), 'the notice');
+  s.ingests[0].resolve({ snapshot: s.ingests[0].req.snapshotPath, interrupted: false, documents: 4, skipped: 0, tokens: 900, segments: 2, ms: 10 });
+  await s.wait(has('✓ ingested'), 'the summary');
 });

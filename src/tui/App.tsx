@@ -124,6 +124,7 @@ function Session({ services, snapshotPath, cwd, now = Date.now }: AppProps) {
         paths: paths.map(expandHome), snapshotPath: path, append, signal: ctl.signal,
         onProgress: (progress) => update({ progress }),
         onEstimate: (estimate) => update({ estimate }),
+        onNotice: (text) => log({ kind: 'note', text }),
       })
       .then(
         (outcome) => log({ kind: 'ingested', paths, outcome }),

@@ -127,6 +127,7 @@ async function ingestLine(o: LineModeOptions, say: (t?: string) => void, path: s
   const r = await o.services.ingest({
     paths: paths.map(expandHome), snapshotPath: path, append, signal,
     onEstimate: (e) => (estimate = e),
+    onNotice: (line) => say(`  ${line}`),
     onProgress: (p) => {
       if (p.elapsedMs - lastMs < every) return;
       lastMs = p.elapsedMs;

@@ -78,7 +78,7 @@ export function createServices(o: ServiceOptions = {}): Services {
       }
       const s = await runIngest({
         model: m, paths: r.paths, snapshotPath: r.snapshotPath, append: r.append, signal: r.signal,
-        checkpointMs: o.checkpointMs, onProgress: r.onProgress,
+        checkpointMs: o.checkpointMs, onProgress: r.onProgress, onNotice: r.onNotice,
       });
       const documents = Object.values(s.documents).reduce((a, n) => a + (n ?? 0), 0);
       return { snapshot: s.snapshot, interrupted: s.interrupted, documents, skipped: s.skipped.length, tokens: s.tokens, segments: s.segments, ms: s.ms };

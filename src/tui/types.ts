@@ -52,6 +52,8 @@ export interface IngestRequest {
   onProgress: (p: IngestProgress) => void;
   /** What the sources hold, once they have been listed (for the ETA); may never come. */
   onEstimate?: (e: IngestEstimate) => void;
+  /** One-line notices of the ingest flow, e.g. "resuming: 12 documents already folded". */
+  onNotice?: (line: string) => void;
 }
 
 /** Expected totals of an ingest, from listing the sources before folding them. */
