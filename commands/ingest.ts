@@ -2,13 +2,8 @@ import { Args, Flags } from '@oclif/core';
 import { CtxError } from '../src/errors.js';
 import { CtxCommand, humanBytes, humanCount, printJson } from '../src/cli/base.js';
 import { ingestProgress } from '../src/cli/progress.js';
-import { checkIngestPaths, runIngest, type IngestSummary } from '../src/run/ingest.js';
+import { checkIngestPaths, estimateTokens, runIngest, skipReasons, type IngestSummary } from '../src/run/ingest.js';
 import { planSources } from '../src/ingest/index.js';
-
-/** Average characters per token of the shipped tokenizer, used only for the ETA: 3.6 on code; 1.3 on
- *  access logs (measured on nginx lines: timestamps, IPs and paths cut into short tokens). */
-const CHARS_PER_TOKEN = 3.6;
-const LOG_CHARS_PER_TOKEN = 1.3;
 
 export default class Ingest extends CtxCommand {
   static summary = 'Fold files, folders, PDFs and logs into the snapshot.';
@@ -80,7 +75,7 @@ The snapshot is replaced only when the ingest completes: until then, checkpoints
   /** Tokens the sources should give (from their sizes), for the ETA; undefined when listing fails. */
   private async estimateTokens(paths: string[], sources: Parameters<typeof planSources>[1]): Promise<number | undefined> {
     const plan = await planSources(paths, sources).catch(() => undefined);
-    return plan?.documents.reduce((s, d) => s + d.bytes / (d.kind === 'log' ? LOG_CHARS_PER_TOKEN : CHARS_PER_TOKEN), 0);
+    return plan && estimateTokens(plan.documents);
   }
 
   private report(s: IngestSummary): void {
@@ -92,7 +87,7 @@ The snapshot is replaced only when the ingest completes: until then, checkpoints
     const secs = s.ms / 1000;
     log(`  ${humanCount(s.tokens)} tokens in ${s.segments} segments (${secs.toFixed(1)} s, ${Math.round(s.tokens / Math.max(0.001, secs))} tok/s)`);
     if (s.skipped.length) {
-      log(`  skipped ${s.skipped.length}: ${reasonCounts(s.skipped)}`);
+      log(`  skipped ${s.skipped.length}: ${skipReasons(s.skipped)}`);
       for (const k of s.skipped.slice(0, 20)) log(`    ${k.path}: ${k.reason}`);
       if (s.skipped.length > 20) log(`    ... and ${s.skipped.length - 20} more (--json lists all)`);
     }
@@ -110,14 +105,4 @@ The snapshot is replaced only when the ingest completes: until then, checkpoints
     for (const s of plan.skipped) this.log(`skip  ${s.path}: ${s.reason}`);
     this.log(`${plan.documents.length} documents, ${plan.skipped.length} skipped`);
   }
-}
-
-/** "binary: 3, unchanged since last ingest: 12", most frequent first. */
-function reasonCounts(skipped: { reason: string }[]): string {
-  const by = new Map<string, number>();
-  for (const s of skipped) {
-    const reason = s.reason.replace(/\s*\(.*\)$/, ''); // "too large (3 MiB > 2 MiB cap)" counts as "too large"
-    by.set(reason, (by.get(reason) ?? 0) + 1);
-  }
-  return [...by].sort((a, b) => b[1] - a[1]).map(([r, n]) => `${r}: ${n}`).join(', ');
 }

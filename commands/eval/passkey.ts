@@ -1,8 +1,8 @@
 import { Flags } from '@oclif/core';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
 import { CtxCommand, humanCount, printJson } from '../../src/cli/base.js';
+import { countBar } from '../../src/cli/progress.js';
 import { CtxError } from '../../src/errors.js';
 import { cases, loadFiller, parseLength, runPasskeyCase, type PasskeyResult } from '../../src/eval/passkey.js';
 
@@ -40,8 +40,7 @@ export default class EvalPasskey extends CtxCommand {
     const filler = loadFiller(flags.filler ?? defaultFiller(this.config.root));
     const all = cases(lengths, depths, flags.samples, flags.seed);
     const totalSegs = all.reduce((s, c) => s + Math.ceil(c.tokens / model.config.seg_len), 0);
-    const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ stream: process.stderr, format: ' {bar} {value}/{total} segments | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
-    bar?.start(totalSegs, 0);
+    const bar = countBar(totalSegs, 'segments');
     const results: PasskeyResult[] = [];
     for (const c of all) results.push(await runPasskeyCase(model, filler, c, undefined, () => bar?.increment()));
     bar?.stop();

@@ -1,14 +1,13 @@
 import { Args, Flags } from '@oclif/core';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import cliProgress from 'cli-progress';
 import { CtxCommand, printJson } from '../../src/cli/base.js';
+import { countBar } from '../../src/cli/progress.js';
 import { CtxError } from '../../src/errors.js';
 import { repoQuestions, type RepoQuestion } from '../../src/eval/repo.js';
 import { runIngest } from '../../src/run/ingest.js';
 import { ask, loadSnapshotFor } from '../../src/run/ask.js';
-import { tmpdir } from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
 
 export default class EvalRepo extends CtxCommand {
   static summary = 'Repository questions made from the repository itself: top-1/top-3 exact path match, memory on vs off.';
@@ -32,8 +31,7 @@ export default class EvalRepo extends CtxCommand {
     try {
       const ingest = await runIngest({ model, paths: [args.path], snapshotPath });
       const snap = loadSnapshotFor(model, snapshotPath);
-      const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ stream: process.stderr, format: ' {bar} {value}/{total} questions | ETA {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic) : null;
-      bar?.start(questions.length, 0);
+      const bar = countBar(questions.length, 'questions');
       const results: (RepoQuestion & { answer: string; top1: boolean; top3: boolean; offTop1: boolean; offTop3: boolean })[] = [];
       for (const q of questions) {
         const on = await ask(model, snap, snapshotPath, q.question, { beams: 3, maxTokens: 32 });

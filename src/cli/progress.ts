@@ -59,3 +59,11 @@ export function ingestProgress(estimatedTokens?: number, enabled = process.stder
     },
   };
 }
+
+/** A plain "done/total" bar on stderr for counted work (eval segments, questions); null when not on a terminal. */
+export function countBar(total: number, unit: string, enabled = process.stderr.isTTY === true): cliProgress.SingleBar | null {
+  if (!enabled) return null;
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: ` {bar} {value}/{total} ${unit} | ETA {eta_formatted}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  return bar;
+}

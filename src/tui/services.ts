@@ -7,12 +7,9 @@ import { CtxError } from '../errors.js';
 import { defaultModelDir, loadModel, type Model } from '../engine/model.js';
 import { planSources } from '../ingest/index.js';
 import { ask, loadSnapshotFor } from '../run/ask.js';
-import { runIngest } from '../run/ingest.js';
+import { checkIngestPaths, estimateTokens, runIngest } from '../run/ingest.js';
 import type { Snapshot } from '../snapshot/file.js';
 import type { AskOutcome, AskRequest, IngestOutcome, IngestRequest, ModelInfo, Services, SnapshotInfo } from './types.js';
-
-/** Average characters per token of the shipped tokenizer on code (as in commands/ingest.ts); for the ETA only. */
-const CHARS_PER_TOKEN = 3.6;
 
 export interface ServiceOptions {
   modelDir?: string;
@@ -61,8 +58,7 @@ export function createServices(o: ServiceOptions = {}): Services {
     async ingest(r: IngestRequest): Promise<IngestOutcome> {
       // A path that does not exist would only be reported as skipped, leaving an empty snapshot behind:
       // refuse it up front (a question typed on the "no snapshot yet" screen lands here).
-      const missing = r.paths.filter((p) => !existsSync(p));
-      if (missing.length) throw new CtxError(`no such file or folder: ${missing.join(', ')}`);
+      checkIngestPaths(r.paths);
       const m = await getModel();
       // List the sources first (cheap: no file is read whole) to give the ETA. Not alongside the fold:
       // onnxruntime-node runs each segment on the main thread, so a concurrent walk would only finish
@@ -70,7 +66,7 @@ export function createServices(o: ServiceOptions = {}): Services {
       const t0 = performance.now();
       const plan = await planSources(r.paths).catch(() => undefined);
       if (plan) {
-        r.onEstimate?.({ documents: plan.documents.length, tokens: plan.documents.reduce((s, d) => s + d.bytes, 0) / CHARS_PER_TOKEN });
+        r.onEstimate?.({ documents: plan.documents.length, tokens: estimateTokens(plan.documents) });
       }
       // Cancelled while listing: nothing was folded, so nothing is written (a new snapshot is not created empty).
       if (r.signal.aborted) {
