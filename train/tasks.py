@@ -7,10 +7,15 @@ under a fresh random path) and a question whose answer lies somewhere in it. Fam
   where_defined     code windows, one definition per window renamed to a fresh name      -> the file's path
   which_file_topic  "which file handles <topic>?", topic words unique to one file        -> the file's path
   log_first         generated log lines (real message bodies when the pool has logs)    -> timestamp / service
+  which_page        a PDF with a note naming a fresh phrase on one page, near misses    -> the page number
+  verbatim          a note with random fields in a document, near misses elsewhere     -> the note, quoted
+                    (asked by the line before it, or by its phrase)
+  log_service       one event among near misses (one field differs) of other services  -> its service
 
-Answer-bearing strings (paths, identifiers, keys, timestamps, services, event ids) are random per sample:
-answers that recur across samples are memorised by the weights and say nothing about the memory. Filler and
-definitions are real text from the pool's split, and held-out packages never reach a training sample.
+Answer-bearing strings (paths, identifiers, keys, timestamps, services, event ids, page numbers, notes) are
+random per sample: answers that recur across samples are memorised by the weights and say nothing about the
+memory. Filler and definitions are real text from the pool's split, and held-out packages never reach a
+training sample.
 
 Speed: each file is tokenized once (lazily, or all at once with pretokenize) and windows are slices of its
 ids at line boundaries (a newline is always one token, so a slice equals encoding the slice's text, but for
@@ -27,9 +32,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corpus import STOPWORDS, load_pool
-from stream import SPECIAL, Segmenter, Tokenizer, answer_tokens, question_prompt
+from stream import SPECIAL, Segmenter, Tokenizer, answer_tokens, js_collapse, page_marker, question_prompt
 
-FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first')
+FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first', 'which_page', 'verbatim', 'log_service')
 CODE_EXT = {'python': ['.py'], 'js': ['.js', '.mjs', '.jsx', '.cjs'], 'ts': ['.ts', '.tsx'], 'c': ['.c', '.h'],
             'cpp': ['.cc', '.cpp', '.hpp'], 'go': ['.go'], 'rust': ['.rs'], 'java': ['.java'], 'shell': ['.sh'],
             'ruby': ['.rb'], 'perl': ['.pl'], 'lua': ['.lua']}
@@ -57,6 +62,23 @@ class Window:
     def_line: int = -1            # line (relative to l0) of the renamed definition
     name: str = ''                # its fresh name
     def_kind: str = ''
+
+
+@dataclass
+class _Log:
+    """One timeline of log files: line format, host, services, clock; the asked event and its service."""
+    fmt: str
+    host: str
+    services: list
+    t: float
+    event: str = ''
+    svc: str = ''
+
+    def stamp(self):
+        return _LOG_FORMATS[self.fmt](self.t)
+
+    def line(self, ts, svc, lvl, msg, r):
+        return _log_line(self.fmt, ts, self.host, svc, lvl, msg, r)
 
 
 class _Stream:
@@ -349,8 +371,8 @@ class TaskSampler:
 
     # ---------------------------------------------------------------- families
     def sample(self, nseg, family=None, **opts):
-        """One Sample of exactly nseg segments. opts: depth (0..1 or 'start'/'middle'/'end') for passkey,
-        log_first and where_defined; event/question choice for log_first (ask='when'|'service')."""
+        """One Sample of exactly nseg segments. opts: depth (0..1 or 'start'/'middle'/'end') for every family but
+        which_file_topic; the question for log_first (ask='when'|'service') and verbatim (ask='after'|'mentions')."""
         family = family or self.rng.choice(FAMILIES)
         for _ in range(20):    # a family may fail to place its fact (too short a stream for it, no unique word)
             s = getattr(self, '_' + family)(nseg, **opts)
@@ -469,41 +491,200 @@ class TaskSampler:
                     paths=[p for _, p, _ in wins]))
         return None
 
-    def _log_first(self, nseg, depth=None, ask=None):
-        """Log files of one timeline; an event (with distractors of the same kind, other ids and services)
-        first logged at a chosen depth, sometimes repeated later."""
-        r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
+    # ---------------------------------------------------------------- documents with inserted notes
+    def _phrases(self, n):
+        """A fresh phrase (two capitalised pool words) and up to n near misses, half of them sharing a word."""
+        r = self.rng
+        out = [' '.join(w.capitalize() for w in self.words_(2))]
+        for _ in range(4 * n):           # bounded: a small word list may not give n distinct ones
+            if len(out) > n:
+                break
+            ws = out[0].split() if r.random() < 0.5 else [w.capitalize() for w in self.words_(2)]
+            ws[r.randrange(2)] = r.choice(self.words).capitalize()
+            y = ' '.join(ws)
+            if all(y.lower() not in z.lower() and z.lower() not in y.lower() for z in out):
+                out.append(y)
+        return out[0], out[1:]
+
+    def _note(self, x):
+        """A short line naming the phrase x with random fields: a verbatim answer that is never the same twice."""
+        r = self.rng
+        best = None
+        for _ in range(10):
+            s = _fill(r.choice(_NOTES).replace('{X}', x), r, self.words)
+            n = len(self.tok.encode(s))
+            if best is None or n < best[0]:
+                best = n, s
+            if n <= 12:
+                break
+        return best[1] + '\n'
+
+    def _doc_stream(self, nseg, depth, note, near=(), pdf=None, ok=None):
+        """Filler documents and, at the asked depth, a host document (a prose window; any file's when the pool
+        has no prose) with the note line before the line nearest that depth (mark 'needle') and the near-miss
+        notes before random other lines. pdf: True, or None for a third of prose hosts. ok(lines, j): whether
+        the note may go before line j. Returns (stream, host info), or None when the note is not in the stream."""
+        st, used = _Stream(self.tok, self.L, nseg), set()
+        note, near = self._enc(note), [self._enc(x) for x in near]
+        target = int(_depth(depth, self.rng) * (nseg * self.L - len(note[1])))
+        host = None
+        while not st.full:
+            if host or st.pos + self.win[1] + MAX_HDR < target:
+                self._fill_doc(st, used)
+            else:
+                host = self._host(st, used, target, note, near, pdf, ok)
+        return (st, host) if host and st.inside('needle') else None
+
+    def _enc(self, text):
+        return text, np.asarray(self.tok.encode(text), np.int32)
+
+    def _host(self, st, used, target, note, near, pdf, ok):
+        """Writes a host document; returns its info, or None when the note did not go in (the window ends before
+        the target, or no line may take the note): it was plain filler then."""
+        r = self.rng
+        i = r.choice(self.prose or self.all)
+        # Long enough to reach the target (a later host might begin too close to the end of the stream).
+        w, rec = self.window(i, max(self.win_len(st), target - st.pos + 16)), self.files[i]
+        pdf = rec['kind'] != 'code' and r.random() < 1 / 3 if pdf is None else pdf
+        kind = 'pdf' if pdf else 'code' if rec['kind'] == 'code' else 'text'
+        path = self.fresh_path(kind, rec['lang'], used)
+        used.add(path)
+        st.pkgs.add(rec['pkg'])
+        title = ' '.join(x.capitalize() for x in self.words_(r.randint(2, 5))) if pdf and r.random() < 0.6 else None
+        st.begin(kind, path, title)
+        starts = np.concatenate([[0], np.flatnonzero(w.ids[:-1] == self.NL) + 1])     # line starts
+        pages, lines = self._pages(w, starts) if pdf else {}, w.text.split('\n')
+        ins, j = self._insert(st, starts, len(w.ids), pages, target, note, near, lambda j: ok is None or ok(lines, j))
+        _write(st, w.ids, pages, ins)
+        st.texts[-1] += w.text + ''.join(t for xs in ins.values() for t, _, _ in xs)
+        if j is None:
+            return None
+        a = int(starts[j])
+        return dict(page=pages[max(p for p in pages if p <= a)] if pages else None, prev=lines[j - 1] if j else None,
+                    path=path, kind=kind)
+
+    def _insert(self, st, starts, n, pages, target, note, near, ok):
+        """Where the note and its near misses go in a host of n tokens: ({line start: [(text, ids, tag)]}, the
+        note's line), or ({}, None) when the host ends before the target or no line may take the note. The note
+        goes before the line nearest the target, never before the same line as a near miss (the line after a
+        quoted line must be the note)."""
+        r = self.rng
+        extra = {a: len(page_marker(self.tok, k)) for a, k in pages.items()}
+        if st.predict(n + sum(extra.values())) < target:
+            return {}, None
+        ins = {}
+        for x in near:
+            a = int(r.choice(starts))
+            ins.setdefault(a, []).append((*x, None))
+            extra[a] = extra.get(a, 0) + len(x[1])
+        cand = [j for j in range(len(starts)) if int(starts[j]) not in ins and ok(j)]
+        if not cand:
+            return {}, None
+        # Stream position of each line start: page markers and near misses before it count too.
+        pts = sorted(extra)
+        off = starts + np.concatenate([[0], np.cumsum([extra[a] for a in pts])])[np.searchsorted(pts, starts, 'right')]
+        # A continuation header inside a page also names the page (<= 4 tokens more).
+        limit = st.nseg * st.L - len(note[1]) - min(len(st.seg.cont) + 4 * bool(pages), st.L >> 1)
+        j = cand[st.nearest(off[cand], target, limit)]
+        ins.setdefault(int(starts[j]), []).append((*note, 'needle'))
+        return ins, j
+
+    def _pages(self, w, starts):
+        """{token offset in w.ids: page number} of a PDF host: the record's own page breaks inside the window,
+        else 1-4 breaks at random lines. Numbers count up from a random first page: no number is a likely answer."""
+        r = self.rng
+        _, ltok, lchr = self.lines(w.file)
+        real = np.searchsorted(lchr, [a for _, a, _ in self.files[w.file].get('pages', ())])
+        cuts = [int(ltok[x] - ltok[w.l0]) for x in real if w.l0 < x < w.l1]
+        cuts = cuts or sorted(int(x) for x in r.sample(list(starts[1:]), min(len(starts) - 1, r.randint(1, 4))))
+        first = r.randint(1, 300)
+        return {a: first + k for k, a in enumerate([0] + cuts)}
+
+    def _which_page(self, nseg, depth=None):
+        """A PDF with a note naming a fresh phrase on one page and notes naming near misses on others: the
+        phrase is random per sample, so only the stream can say which page mentions it."""
+        r = self.rng
+        x, near = self._phrases(r.randint(0, 3))
+        got = self._doc_stream(nseg, depth, self._note(x), [self._note(y) for y in near], pdf=True)
+        if got is None:
+            return None
+        st, host = got
+        if '\n'.join(st.texts).lower().count(x.lower()) != 1:
+            return None
+        q = r.choice([f'which page mentions {x}?', f'on which page is {x} mentioned?', f'what page mentions {x}?',
+                      f'Which page mentions {x}?', f'on what page does {x} appear?'])
+        return self._finish(st, 'which_page', q, str(host['page']), dict(
+            depth=st.marks['needle'][0] / (nseg * self.L), phrase=x, page=host['page'], near=near, path=host['path']))
+
+    def _verbatim(self, nseg, depth=None, ask=None):
+        """A note (random fields, a fresh phrase) inside a document, near-miss notes elsewhere in it; quote it
+        by the line before it (ask='after') or by its phrase (ask='mentions')."""
+        r = self.rng
+        ask = ask or r.choice(('after', 'mentions'))
+        x, near = self._phrases(r.randint(0, 3))
+        note = self._note(x)
+        ok = (lambda lines, j: j > 0 and _quotable(lines[j - 1])) if ask == 'after' else None
+        got = self._doc_stream(nseg, depth, note, [self._note(y) for y in near], ok=ok)
+        if got is None:
+            return None
+        st, host = got
+        big, answer = '\n'.join(st.texts), note.rstrip('\n')
+        if ask == 'after':
+            prev = js_collapse(host['prev'])
+            if big.count(prev) != 1 or big.count(answer) != 1:
+                return None
+            q = r.choice([f'what does the line after "{prev}" say?', f'quote the line that follows "{prev}"',
+                          f'What comes right after "{prev}"?'])
+        else:
+            if big.lower().count(x.lower()) != 1:
+                return None
+            q = r.choice([f'quote the sentence that mentions {x}', f'what exactly does the text say about {x}?',
+                          f'Quote the line mentioning {x}.'])
+        return self._finish(st, 'verbatim', q, answer, dict(
+            depth=st.marks['needle'][0] / (nseg * self.L), ask=ask, phrase=x, prev=host['prev'], path=host['path'],
+            kind=host['kind']))
+
+    # ---------------------------------------------------------------- log timelines
+    def _log_timeline(self):
+        """A timeline's line format, host, services and start time (the event and its service come later)."""
+        r = self.rng
         fmt = r.choice(list(_LOG_FORMATS))
         services = sorted({_service(r, self.words) for _ in range(r.randint(3, 9))})
         host = r.choice(self.words) + r.choice(['', '-01', '-prod', str(r.randint(1, 99))])
-        t = _random_time(r)
-        tmpl = r.choice(_EVENTS)
-        event, svc = _fill(tmpl, r, self.words), r.choice(services)
-        T = nseg * self.L
-        ev_len = len(self.tok.encode(_log_line(fmt, _LOG_FORMATS[fmt](t), host, svc, 'ERROR', event, r))) + 2
-        target = int(_depth(depth, r) * (T - ev_len))
-        repeats, when = r.randint(0, 2), None
+        return _Log(fmt, host, services, _random_time(r))
+
+    def _log_target(self, log, nseg, depth):
+        """(stream position at the asked depth where log.event's line still fits, that line's length)."""
+        n = len(self.tok.encode(log.line(log.stamp(), log.svc, 'ERROR', log.event, self.rng))) + 2
+        return int(_depth(depth, self.rng) * (nseg * self.L - n)), n
+
+    def _log_routine(self):
+        """A routine message: half of them real log bodies when the pool has logs."""
+        r = self.rng
+        if self.log_bodies and r.random() < 0.5:
+            return r.choice(self.log_bodies)
+        return _fill(r.choice(_ROUTINE), r, self.words)
+
+    def _log_stream(self, log, nseg, at, pick):
+        """Log files of the timeline until nseg segments are full. Each line's service and level are drawn, then
+        pick(service, level, placed) gives its (service, level, message), or None to drop the line. The line
+        nearest at = _log_target(...) becomes log.event logged by log.svc (mark 'event'). Returns (stream, the
+        event's timestamp), or None when the event is not in the stream."""
+        r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
+        T, (target, ev_len), when = nseg * self.L, at, None
         while not st.full:
             lines = []
             # Lines are ~20-30 tokens: a document never runs far past the end of the stream.
             for _ in range(min(r.randint(20, 120), 8 + (T - st.pos) // 20)):
-                t += r.expovariate(1 / r.choice((0.3, 2.0, 15.0)))
-                s2, lvl = r.choice(services), r.choice(['INFO', 'INFO', 'INFO', 'DEBUG', 'WARN'])
-                if when is not None and repeats and r.random() < 0.02:
-                    repeats, s2, lvl, msg = repeats - 1, svc, 'ERROR', event
-                elif r.random() < 0.05:     # the same kind of event with other ids: distractors
-                    msg, lvl = _fill(tmpl, r, self.words), 'ERROR'
-                    if msg == event:
-                        continue
-                elif self.log_bodies and r.random() < 0.5:
-                    msg = r.choice(self.log_bodies)
-                else:
-                    msg = _fill(r.choice(_ROUTINE), r, self.words)
-                lines.append((_LOG_FORMATS[fmt](t), s2, lvl, msg))
+                log.t += r.expovariate(1 / r.choice((0.3, 2.0, 15.0)))
+                s2, lvl = r.choice(log.services), r.choice(['INFO', 'INFO', 'INFO', 'DEBUG', 'WARN'])
+                got = pick(s2, lvl, when is not None)
+                if got:
+                    lines.append((log.stamp(), *got))
             path = self.fresh_path('log', used=used)
             used.add(path)
             st.begin('log', path)
-            text = [_log_line(fmt, ts, host, s2, lvl, msg, r) for ts, s2, lvl, msg in lines]
+            text = [log.line(ts, s2, lvl, msg, r) for ts, s2, lvl, msg in lines]
             enc = [np.asarray(x, np.int32) for x in self.tok.sp.encode(text)]
             starts = np.cumsum([0] + [len(x) for x in enc])
             j = None
@@ -511,7 +692,7 @@ class TaskSampler:
                 # The line at the target depth becomes the event's first occurrence.
                 j = st.nearest(starts[:-1], target, T - ev_len - min(len(st.seg.cont), self.L >> 1))
                 when = lines[j][0]
-                text[j] = _log_line(fmt, when, host, svc, 'ERROR', event, r)
+                text[j] = log.line(when, log.svc, 'ERROR', log.event, r)
                 enc[j] = np.asarray(self.tok.encode(text[j]), np.int32)
             if j is None:
                 st.part(np.concatenate(enc))
@@ -520,8 +701,30 @@ class TaskSampler:
                 st.part(enc[j], 'event')
                 st.part(np.concatenate(enc[j + 1:] + [enc[j][:0]]))
             st.texts[-1] += ''.join(text)
-        if when is None or not st.inside('event'):
+        return (st, when) if when is not None and st.inside('event') else None
+
+    def _log_first(self, nseg, depth=None, ask=None):
+        """Log files of one timeline; an event (with distractors of the same kind, other ids and services)
+        first logged at a chosen depth, sometimes repeated later."""
+        r, log = self.rng, self._log_timeline()
+        tmpl = r.choice(_EVENTS)
+        log.event, log.svc = _fill(tmpl, r, self.words), r.choice(log.services)
+        at, repeats = self._log_target(log, nseg, depth), r.randint(0, 2)
+
+        def pick(s2, lvl, placed):
+            nonlocal repeats
+            if placed and repeats and r.random() < 0.02:
+                repeats -= 1
+                return log.svc, 'ERROR', log.event
+            if r.random() < 0.05:     # the same kind of event with other ids: distractors
+                msg = _fill(tmpl, r, self.words)
+                return None if msg == log.event else (s2, 'ERROR', msg)
+            return s2, lvl, self._log_routine()
+
+        got = self._log_stream(log, nseg, at, pick)
+        if got is None:
             return None
+        (st, when), event, svc = got, log.event, log.svc
         ask = ask or r.choice(('when', 'service'))
         ev = r.choice([f'"{event}"', event, f"'{event}'"])
         if ask == 'when':
@@ -531,8 +734,38 @@ class TaskSampler:
         else:
             q = r.choice([f'which service logged {ev}?', f'which service reported {ev}?', f'what service logged {ev}?'])
             answer = svc
-        return self._finish(st, 'log_first', q, answer, dict(depth=st.marks['event'][0] / T, ask=ask, event=event,
-                                                             service=svc, time=when, format=fmt))
+        return self._finish(st, 'log_first', q, answer, dict(depth=st.marks['event'][0] / (nseg * self.L), ask=ask,
+                                                             event=event, service=svc, time=when, format=log.fmt))
+
+    def _log_service(self, nseg, depth=None):
+        """One event line among near misses (the same message with one field drawn again) that the other services
+        log: only the exact message says which service it was. (log_first's ask='service' asks the same of an
+        event whose distractors differ in every field and come from any service.)"""
+        r, log = self.rng, self._log_timeline()
+        tmpl = r.choice(_EVENTS)
+        vals = _fields(tmpl, r, self.words)
+        log.event, log.svc = _render(tmpl, vals), r.choice(log.services)
+        others = [s for s in log.services if s != log.svc]
+        if not others:
+            return None
+        at = self._log_target(log, nseg, depth)
+
+        def pick(s2, lvl, placed):
+            if r.random() < 0.1:
+                msg = _near_miss(tmpl, vals, r, self.words)
+                return None if msg == log.event else (r.choice(others), 'ERROR', msg)
+            return s2, lvl, self._log_routine()
+
+        got = self._log_stream(log, nseg, at, pick)
+        if got is None:
+            return None
+        st, when = got
+        ev = r.choice([f'"{log.event}"', log.event, f"'{log.event}'"])
+        q = r.choice([f'which service logged {ev}?', f'which service reported {ev}?', f'what service logged {ev}?',
+                      f'Which service logged {ev}?', f'who logged {ev}?'])
+        return self._finish(st, 'log_service', q, log.svc, dict(
+            depth=st.marks['event'][0] / (nseg * self.L), event=log.event, service=log.svc, time=when,
+            format=log.fmt, template=tmpl))
 
     # ---------------------------------------------------------------- batches
     def batch(self, bsz, nseg, families=None, qlen=64):
@@ -728,13 +961,60 @@ _EVENTS = ['connection to {host}:{port} refused (error {code})', 'disk quota exc
            'deadlock detected on table {w}_{w} (tx {hex})']
 
 
+def _write(st, ids, pages, ins):
+    """A host document's text as parts: page markers at their offsets ({offset: number}), inserted lines
+    ({offset: [(text, ids, tag)]}) before the line starting there."""
+    pts = sorted({0} | set(pages) | set(ins))
+    for a, b in zip(pts, pts[1:] + [len(ids)]):
+        page = pages.get(a)
+        for _, x, tag in ins.get(a, ()):
+            st.part(x, tag, page)
+            page = None
+        st.part(ids[a:b], None, page)
+
+
+def _quotable(line):
+    """A line worth quoting in a question: a few words, short enough for the question's budget, written as the
+    question will be (it collapses runs of whitespace) and with no double quote (it quotes the line in them)."""
+    s = js_collapse(line)
+    return 16 <= len(s) <= 90 and s in line and '"' not in s and len(re.findall(r'[A-Za-z]{3,}', s)) >= 2
+
+
+# Notes inserted into documents for the document questions: a fresh phrase {X} and a random field, about 12
+# tokens in all (the phrase alone takes 4-8 tokens of the small vocabulary, a digit one token each).
+_NOTES = ['Set {X} to {n}.', '{X} uses port {n}.', '{X} needs {n}.', '{X} has {n} parts.', 'Keep {X} under {n}.',
+          '{X} moved to {w}.', 'Ask {w} about {X}.', '{X} was renamed {w}.', 'Use {X} with {w}.', 'Send {X} to {w}.',
+          '{X} replaces {w}.']
+
+
+_FIELDS = dict(host=lambda r, w: f'{r.choice(w)}-{r.randint(1, 99)}', port=lambda r, w: str(r.randint(1024, 65535)),
+               code=lambda r, w: f'E{r.randint(1000, 9999)}',
+               hex=lambda r, w: f'{r.getrandbits(32):08x}'[:r.choice((6, 8))],
+               n=lambda r, w: str(r.randint(1, 999)), sig=lambda r, w: str(r.choice((6, 9, 11, 15))),
+               w=lambda r, w: r.choice(w), user=lambda r, w: f'{r.choice(w)}{r.randint(1, 999)}',
+               ms=lambda r, w: str(r.randint(1, 5000)), pid=lambda r, w: str(r.randint(100, 65000)))
+_FIELD = re.compile(r'\{(\w+)\}')
+
+
+def _fields(tmpl, r, words):
+    """Random values of a template's fields, in order."""
+    return [_FIELDS[f](r, words) for f in _FIELD.findall(tmpl)]
+
+
+def _render(tmpl, vals):
+    it = iter(vals)
+    return _FIELD.sub(lambda m: next(it), tmpl)
+
+
 def _fill(tmpl, r, words):
-    fields = dict(host=lambda: f'{r.choice(words)}-{r.randint(1, 99)}', port=lambda: str(r.randint(1024, 65535)),
-                  code=lambda: f'E{r.randint(1000, 9999)}', hex=lambda: f'{r.getrandbits(32):08x}'[:r.choice((6, 8))],
-                  n=lambda: str(r.randint(1, 999)), sig=lambda: str(r.choice((6, 9, 11, 15))), w=lambda: r.choice(words),
-                  user=lambda: f'{r.choice(words)}{r.randint(1, 999)}', ms=lambda: str(r.randint(1, 5000)),
-                  pid=lambda: str(r.randint(100, 65000)))
-    return re.sub(r'\{(\w+)\}', lambda m: fields[m.group(1)](), tmpl)
+    return _render(tmpl, _fields(tmpl, r, words))
+
+
+def _near_miss(tmpl, vals, r, words):
+    """The message with one field drawn again: it differs from the original in that field only."""
+    names = _FIELD.findall(tmpl)
+    k = r.randrange(len(names))
+    return _render(tmpl, vals[:k] + [_FIELDS[names[k]](r, words)] + vals[k + 1:])
 
 
 _LOG_PREFIX = re.compile(r'^(?:\d{4}-\d\d-\d\d[ T][\d:.,]+\S*\s+|[A-Z][a-z]{2} +\d+ [\d:]+ \S+ |\[[^\]]*\]\s*)+')

@@ -22,7 +22,8 @@ from model import Config, CtxModel  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
 import corpus  # noqa: E402
 
-FAMILIES = {'passkey': 0.25, 'where_defined': 0.40, 'which_file_topic': 0.20, 'log_first': 0.15}
+FAMILIES = {'passkey': 0.25, 'where_defined': 0.40, 'which_file_topic': 0.20, 'log_first': 0.15,
+            'which_page': 0.10, 'verbatim': 0.10, 'log_service': 0.08}
 
 
 def autocast(dev):

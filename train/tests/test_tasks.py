@@ -1,4 +1,7 @@
-"""Corpus pool and task sampler, on a tiny pool of stdlib files (no prose, no logs: both must be optional)."""
+"""Corpus pool and task sampler, on a tiny pool of stdlib files (no prose, no logs: both must be optional), and
+the same pool with PDFs exported page by page (Python's own reference prose) for the document questions."""
+import gzip
+import json
 import os
 import re
 import shutil
@@ -20,11 +23,12 @@ MODULES = ['json', 'http', 'email', 'logging', 'urllib', 'concurrent', 'argparse
            'csv.py', 'calendar.py', 'difflib.py', 'heapq.py', 'fractions.py', 'statistics.py', 'string.py',
            'gettext.py', 'netrc.py', 'shlex.py', 'sched.py', 'queue.py', 'tempfile.py', 'glob.py', 'fnmatch.py']
 HELDOUT = ('json', 'http', 'csv', 'calendar', 'difflib', 'heapq', 'netrc', 'shlex', 'glob')
+PDF_HELDOUT = ('manual-0', 'manual-1', 'manual-2', 'manual-3')
 L = 128
 
 
 @pytest.fixture(scope='module')
-def pool(tmp_path_factory):
+def stdlib_dir(tmp_path_factory):
     d = tmp_path_factory.mktemp('stdlib')
     for m in MODULES:
         src = os.path.join(STDLIB, m)
@@ -32,7 +36,28 @@ def pool(tmp_path_factory):
             shutil.copytree(src, d / m, ignore=shutil.ignore_patterns('__pycache__'))
         elif os.path.exists(src):
             shutil.copy(src, d / m)
-    return corpus.build_pool([(str(d), 'stdlib')], prose_roots=(), log_roots=(), procs=1, heldout=HELDOUT)
+    return str(d)
+
+
+@pytest.fixture(scope='module')
+def pool(stdlib_dir):
+    return corpus.build_pool([(stdlib_dir, 'stdlib')], prose_roots=(), log_roots=(), procs=1, heldout=HELDOUT)
+
+
+@pytest.fixture(scope='module')
+def pdf_pool(stdlib_dir, tmp_path_factory):
+    """The stdlib pool and 12 PDFs of 6 pages each, as scripts/export-corpus.ts writes them."""
+    topics = pytest.importorskip('pydoc_data.topics').topics
+    names = sorted(topics)[:72]
+    path = tmp_path_factory.mktemp('export') / 'corpus.jsonl.gz'
+    with gzip.open(path, 'wt', encoding='utf-8') as f:
+        for k in range(12):
+            parts = [{'text': topics[n][:topics[n].rfind('\n', 0, 1500) + 1] or topics[n][:1500], 'page': p + 1}
+                     for p, n in enumerate(names[6 * k:6 * k + 6])]
+            f.write(json.dumps(dict(group='pdf', pkg=f'manual-{k}', path=f'manual-{k}.pdf', kind='pdf',
+                                    title=f'Manual {k}', parts=parts)) + '\n')
+    return corpus.build_pool([(stdlib_dir, 'stdlib')], prose_roots=(), log_roots=(), procs=1,
+                             heldout=HELDOUT + PDF_HELDOUT, exports=[str(path)])
 
 
 @pytest.fixture(scope='module')
@@ -45,6 +70,16 @@ def heldout(pool):
     return tasks.TaskSampler(pool, TOKENIZER, L, seed=0, split='heldout', win=(32, 256))
 
 
+@pytest.fixture(scope='module')
+def pdf_train(pdf_pool):
+    return tasks.TaskSampler(pdf_pool, TOKENIZER, L, seed=0, split='train', win=(32, 256))
+
+
+@pytest.fixture(scope='module')
+def pdf_heldout(pdf_pool):
+    return tasks.TaskSampler(pdf_pool, TOKENIZER, L, seed=0, split='heldout', win=(32, 256))
+
+
 def test_pool_is_split_by_package(pool, train, heldout):
     split = pool['split']
     assert {split[r['pkg']] for r in pool['code']} == {'train', 'heldout'}
@@ -53,7 +88,7 @@ def test_pool_is_split_by_package(pool, train, heldout):
     assert {r['pkg'] for r in pool['code'] if r['path'].startswith('json/')} == {'json'}
     assert corpus.package_of('node_modules/@scope/pkg/lib/a.js', 'other') == '@scope/pkg'
     assert corpus.package_of('a/node_modules/left-pad/index.js', 'other') == 'left-pad'
-    for fam in ('passkey', 'where_defined', 'which_file_topic'):    # log_first: generated lines
+    for fam in ('passkey', 'where_defined', 'which_file_topic', 'which_page', 'verbatim'):    # logs: generated
         s = heldout.sample(4, fam)
         assert s.meta['packages'] and all(split[p] == 'heldout' for p in s.meta['packages'])
 
@@ -125,6 +160,131 @@ def test_log_first_answer_is_the_first_occurrence(train):
         assert m['time'] in first and m['service'] in first
         assert m['answer'] == (m['time'] if ask == 'when' else m['service'])
         assert all(m['service'] in x for x in lines if m['event'] in x), 'only one service logs the event'
+
+
+def _page_texts(tok, segments):
+    """{(document index, page): text} of a stream; page numbers read from page markers and continuation headers
+    (a page that begins a segment is named only in its continuation header)."""
+    nl, chunks, doc, page, state, num = tok.nl[0], {}, -1, None, 'text', []
+    for seg in segments.tolist():
+        if seg[0] == SPECIAL['cont']:
+            n = seg.index(nl) + 1
+            if SPECIAL['page'] in seg[:n]:
+                page = int(tok.decode(seg[seg.index(SPECIAL['page']) + 1:n - 1]))
+            seg = seg[n:]
+        for t in seg:
+            if state == 'head':
+                state = 'text' if t == nl else state
+            elif state == 'page':
+                if t == nl:
+                    page, state = int(tok.decode(num)), 'text'
+                else:
+                    num.append(t)
+            elif t == SPECIAL['doc']:
+                doc, page, state = doc + 1, None, 'head'
+            elif t == SPECIAL['page']:
+                state, num = 'page', []
+            else:
+                chunks.setdefault((doc, page), []).append(t)
+    return {k: tok.decode(v) for k, v in chunks.items()}
+
+
+def test_which_page_answer_is_the_page_of_the_phrase(train, pdf_train):
+    near = 0
+    for ts in (train, pdf_train):
+        for depth in ('start', 'middle', 'end', None, None):
+            s = ts.sample(4, 'which_page', depth=depth)
+            x, pages = s.meta['phrase'].lower(), _page_texts(ts.tok, s.segments)
+            hits = [k for k, text in pages.items() if x in text.lower()]
+            assert len(hits) == 1 and sum(text.lower().count(x) for text in pages.values()) == 1
+            assert hits[0][1] == int(s.meta['answer']), 'the answer is the number of the page that mentions it'
+            heads = [head for head, _ in tasks.decode_stream(ts.tok, s.segments)]
+            assert heads[hits[0][0]] == f'pdf {s.meta["path"]}'
+            assert s.meta['phrase'] in s.meta['question']
+            near += sum(y.lower() in text.lower() for y in s.meta['near'] for text in pages.values())
+    assert near > 0, 'near-miss phrases reach the stream'
+
+
+def test_pdf_hosts_keep_the_real_page_breaks(pdf_train):
+    ts = pdf_train
+    i = ts.prose[0]
+    ids = ts.lines(i)[0]
+    w = ts.window(i, len(ids))                      # the whole document
+    starts = np.concatenate([[0], np.flatnonzero(w.ids[:-1] == ts.NL) + 1])
+    pages = ts._pages(w, starts)
+    offs = sorted(pages) + [len(w.ids)]
+    assert [ts.tok.decode(w.ids[a:b]) for a, b in zip(offs, offs[1:])] == [t for _, t in corpus.page_texts(ts.files[i])]
+    nums = [pages[a] for a in offs[:-1]]
+    assert nums == list(range(nums[0], nums[0] + len(nums)))
+
+
+def test_verbatim_answer_is_quoted_from_the_stream(train, pdf_train):
+    for ts in (train, pdf_train):
+        for ask in ('after', 'mentions', 'after', 'mentions', 'after'):
+            s = ts.sample(4, 'verbatim', ask=ask)
+            m, docs = s.meta, tasks.decode_stream(ts.tok, s.segments)
+            assert len(ts.tok.encode(m['answer'])) <= 14, 'about 12: the shortest of up to 10 drawn notes'
+            assert m['phrase'] in m['answer']
+            assert sum(text.count(m['answer']) for _, text in docs) == 1
+            if ask == 'after':
+                quoted = tasks.js_collapse(m['prev'])
+                assert f'"{quoted}"' in m['question']
+                assert sum((head + '\n' + text).count(quoted) for head, text in docs) == 1
+                assert sum(text.count(f'{m["prev"]}\n{m["answer"]}\n') for _, text in docs) == 1, 'the line after it'
+            else:
+                assert m['phrase'] in m['question']
+                assert sum((head + '\n' + text).lower().count(m['phrase'].lower()) for head, text in docs) == 1
+
+
+_SERVICE = {'iso': r'^\S+ \w+ +\[([^\]]+)\] ', 'py': r'^\S+ \S+ \w+ ([^:\s]+): ',
+            'syslog': r'^\w+ +\d+ \S+ \S+ ([^\[\s]+)\[\d+\]: ', 'clf': r'^\[[^\]]*\] ([^.\s]+)\.\w+: '}
+
+
+def test_log_service_event_is_logged_once_among_near_misses(train):
+    near = 0
+    for _ in range(8):
+        s = train.sample(4, 'log_service')
+        m = s.meta
+        lines = [x for _, text in tasks.decode_stream(train.tok, s.segments) for x in text.splitlines()]
+        service = lambda line: re.match(_SERVICE[m['format']], line).group(1)
+        hits = [x for x in lines if m['event'] in x]
+        assert len(hits) == 1 and m['time'] in hits[0] and service(hits[0]) == m['service'] == m['answer']
+        parts = tasks._FIELD.split(m['template'])
+        same = re.compile(''.join(re.escape(p) if k % 2 == 0 else '.+?' for k, p in enumerate(parts)))
+        misses = [x for x in lines if same.search(x) and m['event'] not in x]
+        assert all(service(x) != m['service'] for x in misses), 'near misses come from other services'
+        near += len(misses)
+    assert near > 0
+
+
+@pytest.mark.parametrize('family', ('which_page', 'verbatim', 'log_service'))
+def test_new_families_follow_the_asked_depth(pdf_train, family):
+    for depth in ('start', 'middle', 'end', 0.3):
+        s = pdf_train.sample(6, family, depth=depth)
+        want = {'start': 0.0, 'middle': 0.5, 'end': 0.95, 0.3: 0.3}[depth]
+        assert abs(s.meta['depth'] - want) < 0.12
+
+
+@pytest.mark.parametrize('family', ('which_page', 'verbatim'))
+def test_document_questions_use_the_split_of_their_pdfs(pdf_pool, pdf_train, pdf_heldout, family):
+    split = pdf_pool['split']
+    for ts, want in ((pdf_train, 'train'), (pdf_heldout, 'heldout')):
+        pkgs = set()
+        for _ in range(6):
+            s = ts.sample(3, family)
+            assert all(split[p] == want for p in s.meta['packages'])
+            pkgs |= set(s.meta['packages'])
+        assert any(p.startswith('doc:manual-') for p in pkgs), 'the hosts are the PDFs'
+    assert {p.split(':')[1] for p in pdf_heldout.packages if p.startswith('doc:')} >= set(PDF_HELDOUT)
+
+
+@pytest.mark.parametrize('family', ('which_page', 'verbatim', 'log_service'))
+def test_new_families_shape_with_pdfs(pdf_train, family):
+    for nseg in (1, 2, 5):
+        s = pdf_train.sample(nseg, family)
+        assert s.segments.shape == (nseg, L) and s.segments[0, 0] == SPECIAL['doc']
+        assert all(seg[0] in (SPECIAL['doc'], SPECIAL['cont']) for seg in s.segments)
+        assert pdf_train.tok.decode(s.answer[:-1]) == s.meta['answer']
 
 
 @pytest.mark.parametrize('family', tasks.FAMILIES)
