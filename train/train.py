@@ -135,6 +135,18 @@ def save_weights_parts(model, out_dir, part_bytes=15 * 2 ** 20):
             f.write(data[i:i + part_bytes])
 
 
+def make_optimizer(model, lr, fused=False):
+    """AdamW with weight decay on matrices only. The paper's per-head gates (infini) need a higher learning
+    rate and no decay to move at all (RESULTS.md): their group carries lr_mult, which the loop applies."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    gates = [p for n, p in model.named_parameters() if n.endswith('beta')]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 and not n.endswith('beta')]
+    groups = [{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}]
+    if gates:
+        groups.append({'params': gates, 'weight_decay': 0.0, 'lr_mult': 30})
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), **({'fused': True} if fused else {}))
+
+
 def main():
     args = parse_args()
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -142,15 +154,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = Config.load(args.config)
     model = CtxModel(cfg).to(dev)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    # The paper's per-head gates (infini) need a higher learning rate and no decay to move at all (RESULTS.md).
-    gates = [p for n, p in model.named_parameters() if n.endswith('beta')]
-    no_decay = [p for p in no_decay if all(p is not g for g in gates)]
-    groups = [{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}]
-    if gates:
-        groups.append({'params': gates, 'weight_decay': 0.0, 'lr_mult': 30})
-    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.95), **({'fused': True} if dev == 'cuda' else {}))
+    opt = make_optimizer(model, args.lr, fused=dev == 'cuda')
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)

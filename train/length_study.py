@@ -1,0 +1,171 @@
+"""The length study at CPU scale: does a memory rule keep facts across many folded segments?
+
+The product's model (model.py, any memory rule by config) trained on synthetic associative recall over random
+tokens, so that it runs on two CPU cores in minutes and isolates the memory from language: no corpus, no
+tokenizer, nothing to memorise (every key and value is drawn per sample). Two tasks:
+
+  passkey  one "KEY d d d d d" somewhere in the stream; question "Q" -> the 5 digits
+  facts    F facts "KEY a b VAL d d d" spread over the stream; question "Q a b" about one of them -> its 3 digits
+           (the repository question in miniature: many similar writes that interfere)
+
+Training lengthens the stream (--start_segs, doubling) whenever the running exact match reaches --mastery, as
+train.py does; at the end, held-out accuracy is measured at every length of --eval_segs with fresh samples,
+and once with the memory switched off. One JSON line per log step and per evaluation, on stdout and in
+OUT/log.jsonl.
+
+  /usr/bin/python3 train/length_study.py --memory armt --task passkey --minutes 12 --out runs/ls-armt
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+# Debian's torch calls the system BLAS; OpenBLAS's own threads fighting torch's for two cores made small batched
+# matmuls 100x slower (measured: 2.5 s vs 25 ms per attention bmm). One BLAS thread; torch parallelises itself.
+os.environ.setdefault('OPENBLAS_NUM_THREADS', '1')
+import torch  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model import Config, CtxModel  # noqa: E402
+from train import make_optimizer  # noqa: E402
+
+PAD, KEY, Q, VAL = 0, 1, 2, 3
+DIGITS = torch.arange(4, 14)          # 10 value symbols
+FIRST_FILLER = 14
+
+
+def insert(stream, at, toks):
+    stream[at:at + len(toks)] = toks
+
+
+def fact_slots(g, nseg, seg_len, n, width):
+    """n distinct start positions, each with the whole fact inside one segment (a fact cut by a segment
+    boundary would test the local attention's reach, not the memory)."""
+    per_seg = seg_len // width
+    cells = torch.randperm(nseg * per_seg, generator=g)[:n]
+    return [int(c // per_seg) * seg_len + int(c % per_seg) * width for c in cells]
+
+
+def sample(g, task, nseg, seg_len, vocab, facts):
+    """One stream [nseg*seg_len], question+answer tokens, and targets (-100 outside the answer)."""
+    stream = torch.randint(FIRST_FILLER, vocab, (nseg * seg_len,), generator=g)
+    if task == 'passkey':
+        digits = DIGITS[torch.randint(0, 10, (5,), generator=g)]
+        (at,) = fact_slots(g, nseg, seg_len, 1, 6)
+        insert(stream, at, torch.cat([torch.tensor([KEY]), digits]))
+        qa = torch.cat([torch.tensor([Q]), digits])
+    else:
+        slots = fact_slots(g, nseg, seg_len, facts, 7)
+        names = torch.randint(FIRST_FILLER, vocab, (facts, 2), generator=g)
+        while len({tuple(n.tolist()) for n in names}) < facts:      # the question must name one fact only
+            names = torch.randint(FIRST_FILLER, vocab, (facts, 2), generator=g)
+        values = DIGITS[torch.randint(0, 10, (facts, 3), generator=g)]
+        for at, name, value in zip(slots, names, values):
+            insert(stream, at, torch.cat([torch.tensor([KEY]), name, torch.tensor([VAL]), value]))
+        ask = int(torch.randint(0, facts, (1,), generator=g))
+        qa = torch.cat([torch.tensor([Q]), names[ask], torch.tensor([VAL]), values[ask]])
+    target = torch.full_like(qa, -100)
+    n_ans = 5 if task == 'passkey' else 3
+    target[-n_ans - 1:-1] = qa[-n_ans:]          # logits at i predict token i+1
+    return stream.view(nseg, seg_len), qa, target
+
+
+def batch(g, bsz, task, nseg, seg_len, vocab, facts):
+    rows = [sample(g, task, nseg, seg_len, vocab, facts) for _ in range(bsz)]
+    return tuple(torch.stack(col) for col in zip(*rows))
+
+
+@torch.no_grad()
+def evaluate(model, a, cfg, nseg, n, use_memory=True, seed=10_000):
+    """Exact match (every answer token right under teacher forcing) on n fresh samples of nseg segments."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed + nseg)
+    hits, done = 0.0, 0
+    while done < n:
+        bs = min(a.eval_batch, n - done)
+        S, QA, Y = batch(g, bs, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts)
+        _, _, _, ex = model(S, QA, Y, use_memory=use_memory, lm=False)
+        hits, done = hits + float(ex) * bs, done + bs
+    model.train()
+    return hits / n
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--memory', default='armt', choices=['armt', 'infini'])
+    p.add_argument('--task', default='passkey', choices=['passkey', 'facts'])
+    p.add_argument('--facts', type=int, default=4, help='facts per stream (task facts)')
+    p.add_argument('--d_model', type=int, default=128)
+    p.add_argument('--n_layers', type=int, default=4)
+    p.add_argument('--n_heads', type=int, default=4)
+    p.add_argument('--seg_len', type=int, default=64)
+    p.add_argument('--mem_tokens', type=int, default=8)
+    p.add_argument('--d_mem', type=int, default=16)
+    p.add_argument('--vocab', type=int, default=256)
+    p.add_argument('--minutes', type=float, default=12)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--tokens_per_step', type=int, default=8192)
+    p.add_argument('--min_batch', type=int, default=16)
+    p.add_argument('--start_segs', type=int, default=1)
+    p.add_argument('--max_segs', type=int, default=32)
+    p.add_argument('--mastery', type=float, default=0.8)
+    p.add_argument('--eval_segs', default='4,16,64,256,1024')
+    p.add_argument('--eval_n', type=int, default=64)
+    p.add_argument('--eval_batch', type=int, default=32)
+    p.add_argument('--threads', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--out', required=True)
+    return p.parse_args()
+
+
+def main():
+    a = parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    cfg = Config(name=f'ls-{a.memory}', vocab_size=a.vocab, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
+                 seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory)
+    model = CtxModel(cfg)
+    opt = make_optimizer(model, a.lr, fused=False)
+    os.makedirs(a.out, exist_ok=True)
+    log = open(os.path.join(a.out, 'log.jsonl'), 'a')
+
+    def emit(rec):
+        print(json.dumps(rec), flush=True)
+        log.write(json.dumps(rec) + '\n')
+        log.flush()
+
+    emit({'args': vars(a), 'config': cfg.to_dict(), 'params': sum(p.numel() for p in model.parameters()),
+          'threads': torch.get_num_threads()})
+    g = torch.Generator().manual_seed(a.seed)
+    nseg, ema, last_up, step, tokens, t0 = a.start_segs, 0.0, 0, 0, 0, time.time()
+    while time.time() - t0 < a.minutes * 60:
+        bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
+        S, QA, Y = batch(g, bsz, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts)
+        for grp in opt.param_groups:
+            grp['lr'] = a.lr * min(1.0, (step + 1) / 100) * grp.get('lr_mult', 1)
+        loss, _, ans, ex = model(S, QA, Y, lm=False)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step, tokens = step + 1, tokens + S.numel()
+        ema = 0.95 * ema + 0.05 * float(ex)
+        if ema >= a.mastery and nseg < a.max_segs and step - last_up >= 50:
+            nseg, ema, last_up = nseg * 2, 0.0, step
+            emit({'curriculum': nseg, 'step': step})
+        if step % 10 == 0:
+            emit({'step': step, 'nseg': nseg, 'ans': round(float(ans), 3), 'exact': round(float(ex), 3),
+                  'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2)})
+    torch.save(model.state_dict(), os.path.join(a.out, 'weights.pt'))
+    emit({'trained': {'steps': step, 'tokens': tokens, 'reached_segs': nseg, 'minutes': round((time.time() - t0) / 60, 1)}})
+    segs = [int(x) for x in a.eval_segs.split(',')]
+    emit({'eval_mem_off': segs[0], 'exact': evaluate(model, a, cfg, segs[0], a.eval_n, use_memory=False)})
+    for n in segs:
+        t = time.time()
+        emit({'eval': n, 'exact': round(evaluate(model, a, cfg, n, a.eval_n), 3), 'seconds': round(time.time() - t)})
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,53 @@
+"""The synthetic length study (train/length_study.py): its samples and a few real training steps on the CPU."""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+import length_study as ls  # noqa: E402
+
+
+def test_passkey_sample_hides_the_key_once_inside_one_segment():
+    g = torch.Generator().manual_seed(3)
+    S, qa, y = ls.sample(g, 'passkey', 4, 32, 256, 0)
+    assert S.shape == (4, 32)
+    flat = S.flatten().tolist()
+    assert flat.count(ls.KEY) == 1
+    at = flat.index(ls.KEY)
+    assert at % 32 <= 32 - 6, 'the key and its digits sit in one segment'
+    assert flat[at + 1:at + 6] == qa[1:].tolist()
+    assert qa[0] == ls.Q
+    assert y.tolist() == qa[1:].tolist() + [-100], 'logits at i predict the answer token i+1'
+
+
+def test_facts_sample_asks_about_exactly_one_stored_fact():
+    g = torch.Generator().manual_seed(5)
+    S, qa, y = ls.sample(g, 'facts', 8, 32, 256, 6)
+    flat = S.flatten().tolist()
+    starts = [i for i, t in enumerate(flat) if t == ls.KEY]
+    assert len(starts) == 6
+    facts = [flat[i + 1:i + 7] for i in starts]
+    asked = qa[1:].tolist()
+    assert asked in facts and sum(f[:2] == asked[:2] for f in facts) == 1
+    assert [t for t in y.tolist() if t != -100] == asked[-3:]
+
+
+def test_samples_differ_per_draw_and_repeat_per_seed():
+    a = ls.batch(torch.Generator().manual_seed(1), 4, 'passkey', 2, 32, 256, 0)
+    b = ls.batch(torch.Generator().manual_seed(1), 4, 'passkey', 2, 32, 256, 0)
+    assert all(torch.equal(x, z) for x, z in zip(a, b))
+    assert len({tuple(q.tolist()) for q in a[1]}) > 1
+
+
+def test_a_short_run_trains_and_evaluates(tmp_path):
+    out = tmp_path / 'run'
+    cmd = [sys.executable, os.path.join(os.path.dirname(ls.__file__), 'length_study.py'), '--minutes', '0.05',
+           '--d_model', '32', '--n_layers', '2', '--n_heads', '2', '--seg_len', '16', '--mem_tokens', '4',
+           '--d_mem', '8', '--eval_segs', '2,4', '--eval_n', '4', '--out', str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    recs = [json.loads(line) for line in open(out / 'log.jsonl')]
+    assert recs[-1]['eval'] == 4 and 0 <= recs[-1]['exact'] <= 1
+    assert any('trained' in r for r in recs) and (out / 'weights.pt').exists()
