@@ -101,3 +101,21 @@ def test_export_writes_graphs_weights_config_and_golden(tmp_path):
         onnx.checker.check_model(str(out / g))
     golden = json.loads((out / 'golden.json').read_text())
     assert golden['stream_segment_lengths'] == [16, 16, 5]
+
+
+def test_load_checkpoint_reads_whole_split_and_gzipped_weights(tmp_path):
+    import gzip
+    import io
+    from export import load_checkpoint
+    torch.manual_seed(1)
+    sd = {k: v.half() for k, v in CtxModel(Config(**TINY)).state_dict().items()}
+    buf = io.BytesIO()
+    torch.save(sd, buf)
+    data = buf.getvalue()
+    (tmp_path / 'whole.pt').write_bytes(data)
+    (tmp_path / 'split.pt.00').write_bytes(data[:1000])
+    (tmp_path / 'split.pt.01').write_bytes(data[1000:])
+    (tmp_path / 'packed.pt.gz').write_bytes(gzip.compress(data))
+    for path in ('whole.pt', 'split.pt', 'packed.pt'):
+        got = load_checkpoint(str(tmp_path / path))
+        assert got.keys() == sd.keys() and all(torch.equal(got[k], sd[k].float()) for k in sd)
