@@ -115,12 +115,37 @@ def parse_args():
     p.add_argument('--eval_batch', type=int, default=32)
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--out', required=True)
-    return p.parse_args()
+    p.add_argument('--out', help='folder for log.jsonl and weights.pt')
+    p.add_argument('--report', nargs='+', metavar='OUT', help='print the markdown table of finished runs and exit')
+    a = p.parse_args()
+    if not a.out and not a.report:
+        p.error('--out is required')
+    return a
+
+
+def report(dirs):
+    """One markdown row per finished run: its variant, how far training got, exact match per evaluated length."""
+    runs = [[json.loads(line) for line in open(os.path.join(d, 'log.jsonl'))] for d in dirs]
+    segs = sorted({r['eval'] for recs in runs for r in recs if 'eval' in r})
+    print('| run | task | rule | d_key | memory tokens | params | steps | trained up to | memory off | '
+          + ' | '.join(f'{n} segs' for n in segs) + ' |')
+    print('|' + '---|' * (9 + len(segs)))
+    for d, recs in zip(dirs, runs):
+        a, c = recs[0]['args'], recs[0]['config']
+        tr = next(r['trained'] for r in recs if 'trained' in r)
+        off = next(r['exact'] for r in recs if 'eval_mem_off' in r)
+        got = {r['eval']: r['exact'] for r in recs if 'eval' in r}
+        task = a['task'] + (f" ({a['facts']})" if a['task'] == 'facts' else '')
+        d_key = c['d_key'] if c['memory'] == 'armt' else f"{c['d_model'] // c['n_heads']} per head"
+        print(f"| {os.path.basename(d.rstrip('/'))} | {task} | {c['memory']} | {d_key} | "
+              f"{c['mem_tokens'] if c['memory'] == 'armt' else '–'} | {recs[0]['params']:,} | {tr['steps']} | "
+              f"{tr['reached_segs']} segs | {off:.2f} | " + ' | '.join(f"{got[n]:.2f}" if n in got else '–' for n in segs) + ' |')
 
 
 def main():
     a = parse_args()
+    if a.report:
+        return report(a.report)
     if a.threads:
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
