@@ -107,7 +107,7 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
     model.eval()
     sampler = TaskSampler(pool, args.tokenizer, cfg.seg_len, 12345 + nseg, split='heldout')
     hits, n = 0.0, 0
-    bs = max(1, min(32, 2048 // nseg))
+    bs = max(1, min(32, args.eval_n, 16384 // nseg))   # no gradients: only the state and one segment are live
     while n < args.eval_n:
         S, Q, Y = sampler.batch(bs, nseg, families=[family])
         with autocast(dev):
