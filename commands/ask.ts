@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core';
-import { CtxCommand, printJson } from '../src/cli/base.js';
+import { SnapshotCommand, printJson } from '../src/cli/base.js';
 import { ask, loadSnapshotFor } from '../src/run/ask.js';
 
-export default class Ask extends CtxCommand {
+export default class Ask extends SnapshotCommand {
   static summary = 'Answer a question from the snapshot (the sources are never read).';
   static description = 'Loads only the snapshot, runs the question through the model reading its memory, and prints the best answers with their probabilities. Asking never modifies the snapshot.';
   static examples = [

@@ -1,10 +1,10 @@
 import { Flags } from '@oclif/core';
 import { statSync } from 'node:fs';
-import { CtxCommand, humanBytes, humanCount, printJson } from '../src/cli/base.js';
+import { SnapshotCommand, humanBytes, humanCount, printJson } from '../src/cli/base.js';
 import { readSnapshot } from '../src/snapshot/file.js';
 import { readModelConfig, defaultModelDir } from '../src/engine/model.js';
 
-export default class Info extends CtxCommand {
+export default class Info extends SnapshotCommand {
   static summary = 'Show what a snapshot holds: model, shape, size, tokens/segments/sources folded, dates.';
   static examples = ['<%= config.bin %> info', '<%= config.bin %> info --json', '<%= config.bin %> info --snapshot repo.ctx'];
   static flags = { json: Flags.boolean({ description: 'print as JSON' }) };

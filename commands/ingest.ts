@@ -1,11 +1,11 @@
 import { Args, Flags } from '@oclif/core';
 import { CtxError } from '../src/errors.js';
-import { CtxCommand, humanBytes, humanCount, printJson } from '../src/cli/base.js';
+import { SnapshotCommand, humanBytes, humanCount, printJson } from '../src/cli/base.js';
 import { ingestProgress } from '../src/cli/progress.js';
 import { checkIngestPaths, estimateTokens, runIngest, skipReasons, type IngestSummary } from '../src/run/ingest.js';
 import { planSources } from '../src/ingest/index.js';
 
-export default class Ingest extends CtxCommand {
+export default class Ingest extends SnapshotCommand {
   static summary = 'Fold files, folders, PDFs and logs into the snapshot.';
   static description = `Walks the given paths (honouring .gitignore, skipping binaries, vendored files and lockfiles), turns every source into text and folds it, segment by segment, into the fixed-size memory of the snapshot.
 

@@ -1,9 +1,9 @@
 import { Flags } from '@oclif/core';
-import { CtxCommand } from '../src/cli/base.js';
+import { SnapshotCommand } from '../src/cli/base.js';
 import { defaultModelDir } from '../src/engine/model.js';
 import { createServices, noColorFromEnv, startSession } from '../src/tui/index.js';
 
-export default class Tui extends CtxCommand {
+export default class Tui extends SnapshotCommand {
   static summary = 'Interactive session over the snapshot: ask questions, ingest with live progress, inspect (what `ctx` alone runs).';
   static description = `Opens a terminal UI over the current snapshot: a question box with history (up/down), answers streamed as they are decoded with their confidence and alternatives (Esc or Ctrl-C cancels an answer), and a header with what the snapshot holds. With no snapshot yet it offers to ingest a path. Commands inside: /ingest PATH, /info, /snapshot PATH, /help, /quit.
 

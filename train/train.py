@@ -47,6 +47,8 @@ def parse_args():
     p.add_argument('--max_segs', type=int, default=64)
     p.add_argument('--mastery', type=float, default=0.7)
     p.add_argument('--ans_weight', type=float, default=5.0)
+    p.add_argument('--ckpt_above', type=int, default=16,
+                   help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES))
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
@@ -187,7 +189,7 @@ def main():
         for g in opt.param_groups:
             g['lr'] = lr * g.get('lr_mult', 1)
         with autocast(dev):
-            loss, lm, ans, ex = run_stream(model, S, Q, Y, ans_weight=args.ans_weight, ckpt_segments=nseg > 8)
+            loss, lm, ans, ex = run_stream(model, S, Q, Y, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

@@ -1,5 +1,5 @@
 /**
- * What every ctx command shares: the --snapshot/--model/--json flags, and turning user mistakes (CtxError)
+ * What every ctx command shares: the --model flag (and --snapshot for those that use one), and turning user mistakes (CtxError)
  * into one line on stderr and a non-zero exit, never a stack trace.
  */
 import { Command, Flags } from '@oclif/core';
@@ -9,13 +9,8 @@ import { resolveSnapshotPath } from '../snapshot/path.js';
 
 export abstract class CtxCommand extends Command {
   static baseFlags = {
-    snapshot: Flags.string({ char: 's', description: 'snapshot file [default: $CTX_SNAPSHOT or .ctx/memory.ctx]', helpGroup: 'GLOBAL' }),
     model: Flags.string({ description: 'model folder [default: $CTX_MODEL or the shipped model]', helpGroup: 'GLOBAL' }),
   };
-
-  protected snapshotPath(flag?: string): string {
-    return resolveSnapshotPath(flag);
-  }
 
   protected async model(flag?: string): Promise<Model> {
     return loadModel(flag ?? defaultModelDir());
@@ -27,6 +22,18 @@ export abstract class CtxCommand extends Command {
       this.exit(err.exitCode);
     }
     return super.catch(err);
+  }
+}
+
+/** Commands that read or write the user's snapshot (evaluations fold into temporary ones of their own). */
+export abstract class SnapshotCommand extends CtxCommand {
+  static baseFlags = {
+    snapshot: Flags.string({ char: 's', description: 'snapshot file [default: $CTX_SNAPSHOT or .ctx/memory.ctx]', helpGroup: 'GLOBAL' }),
+    ...CtxCommand.baseFlags,
+  };
+
+  protected snapshotPath(flag?: string): string {
+    return resolveSnapshotPath(flag);
   }
 }
 
