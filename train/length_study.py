@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
-from train import make_optimizer  # noqa: E402
+from train import make_optimizer, set_lr  # noqa: E402
 
 PAD, KEY, Q, VAL = 0, 1, 2, 3
 DIGITS = torch.arange(4, 14)          # 10 value symbols
@@ -168,8 +168,7 @@ def main():
     while time.time() - t0 < a.minutes * 60:
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
         S, QA, Y = batch(g, bsz, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts)
-        for grp in opt.param_groups:
-            grp['lr'] = a.lr * min(1.0, (step + 1) / 100) * grp.get('lr_mult', 1)
+        set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -139,7 +139,7 @@ def save_weights_parts(model, out_dir, part_bytes=15 * 2 ** 20):
 
 def make_optimizer(model, lr, fused=False):
     """AdamW with weight decay on matrices only. The paper's per-head gates (infini) need a higher learning
-    rate and no decay to move at all (RESULTS.md): their group carries lr_mult, which the loop applies."""
+    rate and no decay to move at all (RESULTS.md): their group carries lr_mult, which set_lr applies."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     gates = [p for n, p in model.named_parameters() if n.endswith('beta')]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 and not n.endswith('beta')]
@@ -147,6 +147,12 @@ def make_optimizer(model, lr, fused=False):
     if gates:
         groups.append({'params': gates, 'weight_decay': 0.0, 'lr_mult': 30})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), **({'fused': True} if fused else {}))
+
+
+def set_lr(opt, lr):
+    """The base learning rate to every group, times the group's lr_mult (make_optimizer's gates)."""
+    for g in opt.param_groups:
+        g['lr'] = lr * g.get('lr_mult', 1)
 
 
 def main():
@@ -186,8 +192,7 @@ def main():
             continue   # stale batch from before a curriculum step
         S, Q, Y = S.to(dev, non_blocking=True), Q.to(dev, non_blocking=True), Y.to(dev, non_blocking=True)
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
-        for g in opt.param_groups:
-            g['lr'] = lr * g.get('lr_mult', 1)
+        set_lr(opt, lr)
         with autocast(dev):
             loss, lm, ans, ex = run_stream(model, S, Q, Y, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above)
         opt.zero_grad(set_to_none=True)

@@ -1,6 +1,6 @@
 /**
- * What every ctx command shares: the --model flag (and --snapshot for those that use one), and turning user mistakes (CtxError)
- * into one line on stderr and a non-zero exit, never a stack trace.
+ * What every ctx command shares: the --model flag (and --snapshot, for those that use one), and turning user
+ * mistakes (CtxError) into one line on stderr and a non-zero exit, never a stack trace.
  */
 import { Command, Flags } from '@oclif/core';
 import { CtxError } from '../errors.js';
