@@ -1,0 +1,29 @@
+"""train.py's pieces that run before and after the GPU loop: the family mix and the ranked where_defined eval."""
+import argparse
+import os
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+sys.path.insert(0, os.path.dirname(__file__))
+import train  # noqa: E402
+from model import Config, CtxModel  # noqa: E402
+from test_tasks import L, TOKENIZER, pool, stdlib_dir  # noqa: E402,F401  (fixtures shared with the sampler tests)
+
+
+def test_family_mix_takes_weights_or_the_defaults():
+    assert train.family_mix('passkey:1,where_defined:3') == {'passkey': 1.0, 'where_defined': 3.0}
+    assert train.family_mix('passkey') == {'passkey': train.FAMILIES['passkey']}
+    with pytest.raises(SystemExit, match='unknown family'):
+        train.family_mix('passkey,wher_defined')
+
+
+def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    model = CtxModel(cfg)
+    args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=4)
+    top1, top3 = train.rank_eval(model, pool, args, cfg, 4, dev='cpu')
+    assert 0 <= top1 <= top3 <= 1
+    assert train.rank_eval(model, pool, args, cfg, 4, use_memory=False, dev='cpu')[0] <= 1
