@@ -1,8 +1,8 @@
 /**
  * `ctx eval repo` and its lexical baseline: the BM25 index (src/eval/bm25.ts) splits identifiers, indexes the
  * same documents as the ingest, answers definition questions on fixtures/repo, grows with its input; the
- * command's --json carries the baseline's scores and bytes beside the snapshot's (one tiny repository: one
- * segment folded, two questions asked).
+ * command's --json carries the model's ranked paths (paths mode, memory on and off) and the baseline's
+ * scores and bytes beside the snapshot's (one tiny repository: one segment folded, two questions asked).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,7 +63,7 @@ test('the BM25 index bytes grow with the input', async () => {
   assert.ok(sizes[0] > 0 && sizes[0] < sizes[1] && sizes[1] < sizes[2], `index bytes ${sizes.join(' < ')}`);
 });
 
-test('ctx eval repo --json reports the BM25 baseline and its index bytes beside the snapshot bytes', () => {
+test('ctx eval repo --json reports the ranked paths (memory on and off) and the BM25 baseline with its index bytes beside the snapshot bytes', () => {
   const dir = tempDir();
   const repo = join(dir, 'repo');
   mkdirSync(repo);
@@ -90,4 +90,16 @@ test('ctx eval repo --json reports the BM25 baseline and its index bytes beside 
   assert.equal(all.bm25Top1, hits / 2);
   assert.equal(typeof all.bm25Top3, 'number');
   assert.equal(typeof all.memoryOffTop1, 'number', 'the model columns are still there');
+  // The model answers as `ctx ask` answers file questions: the snapshot's paths, ranked.
+  assert.equal(out.mode, 'paths');
+  assert.equal(out.candidates, 2);
+  assert.equal(out.freeDecoding, false);
+  assert.ok(out.rows.every((row: { mode: string; free?: unknown }) => row.mode === 'paths' && row.free === undefined));
+  for (const q of out.results) {
+    assert.deepEqual([...q.answers].sort(), ['gadgets.py', 'widgets.ts'], 'both paths, ranked');
+    assert.equal(q.top1, q.answers[0] === q.path);
+    assert.equal(q.rank, q.answers.indexOf(q.path) + 1);
+    assert.equal(q.offTop3, true, 'two candidates: always in the top 3');
+  }
+  assert.ok(Number.isInteger(out.pathsMsPerQuestion));
 });

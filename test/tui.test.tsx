@@ -544,6 +544,18 @@ test('line mode: prompt, answers with confidence and alternatives, commands, no 
   assert.ok(!out.includes('\x1b'), 'plain text only');
 });
 
+test('line mode: a notice of how the question was answered is shown above the answer', async () => {
+  const fake = fakeServices({ '/p/.ctx/memory.ctx': info('/p/.ctx/memory.ctx') });
+  fake.services.ask = async () => ({ answers: [{ text: 'src/a.ts', prob: 0.5 }], ms: 10, notice: 'answering by free decoding: no manifest' });
+  const out = new PassThrough();
+  let text = '';
+  out.on('data', (d) => (text += d));
+  const inp = new PassThrough();
+  inp.end('where is main?\n');
+  await runLineMode({ services: fake.services, snapshotPath: '/p/.ctx/memory.ctx', input: inp, output: out, cwd: '/p' });
+  assert.ok(text.includes('ctx> where is main?\n  answering by free decoding: no manifest\n→ src/a.ts\n'), text);
+});
+
 test('line mode without a snapshot: a typed path is ingested, then questions are answered', async () => {
   const out = await lineMode('./src\nwhat now?\n', {});
   assert.ok(out.includes('no snapshot yet'), out);
@@ -583,6 +595,12 @@ test('real model: ingest a folder from the empty screen, then ask; the answer is
   f = await waitFor(r.lastFrame, has('confidence'), 'the answer');
   assert.match(f, /\? what is the pass key\?\n→ .+\n(?:.*\n)*? {2}confidence (?:<0\.1|\d+\.\d)% · \d+\.\d s\n {2}or: /);
   assert.ok(r.frames.some((fr) => strip(fr).includes('▌')), 'partial answers were shown while decoding');
+  // A file question is answered as `ctx ask` answers it (src/run/ask.ts): the snapshot's paths, ranked.
+  r.stdin.write('where is parseConfig defined?');
+  await new Promise((res) => setTimeout(res, 5));
+  r.stdin.write('\r');
+  const ranked = /\? where is parseConfig defined\?\n→ (?:src\/config\.js|notes\.md)\n {2}confidence \d+\.\d% · \d+\.\d s\n {2}or: (?:src\/config\.js|notes\.md) \(/;
+  await waitFor(r.lastFrame, (fr) => ranked.test(fr), 'the paths ranked');
 });
 
 test('real model: a missing path is refused instead of leaving an empty snapshot', async () => {

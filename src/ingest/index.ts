@@ -6,6 +6,6 @@ export type { DocKind, DocPart, Document, IngestItem, Skipped } from './types.js
 export { ingestSources, planSources, sourceFiles, type IngestOptions } from './sources.js';
 export { followLog, type FollowOptions } from './log.js';
 export {
-  emptyManifest, isUnchanged, loadManifest, manifestPath, recordSource, saveManifest,
+  documentPaths, emptyManifest, isUnchanged, loadManifest, manifestPath, readManifestSync, recordSource, saveManifest,
   type Manifest, type ManifestSource,
 } from './manifest.js';

@@ -1,9 +1,15 @@
 /**
  * The sidecar manifest (`<snapshot>.manifest.json`): which sources were folded into a snapshot, with the
- * size and mtime they had, so that `ingest --append` can skip files unchanged since. Only ingest and status
- * read it; `ask` never does (the snapshot alone answers).
+ * size and mtime they had, so that `ingest --append` can skip files unchanged since, and the path each was
+ * folded under (the string of its document's header in the stream), which `ask` ranks as the candidate
+ * answers of "where / which file" questions (`documentPaths`). `ask` reads the manifest for nothing else,
+ * and never the sources.
+ *
+ * `docPath` came later than the rest: a manifest written before it (or by a ctx that drops it) has sources
+ * without one. Such a manifest still serves `--append`; it only lists no candidate paths.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CtxError } from '../errors.js';
@@ -16,6 +22,9 @@ export interface ManifestSource {
   size: number;
   mtimeMs: number;
   kind: DocKind;
+  /** The path of the document this file was folded as (Document.path: relative to the ingest root, as the
+   *  stream header wrote it). Every member of a rotated log set carries its set's path. */
+  docPath?: string;
 }
 
 export interface Manifest {
@@ -43,6 +52,24 @@ export async function loadManifest(snapshotPath: string): Promise<Manifest> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyManifest();
     throw new CtxError(`cannot read manifest ${file}: ${(e as Error).message}`);
   }
+  return parseManifest(text, file);
+}
+
+/** The manifest next to the snapshot read synchronously (for `ask`), or undefined when there is none.
+ *  Throws CtxError as loadManifest does. */
+export function readManifestSync(snapshotPath: string): Manifest | undefined {
+  const file = manifestPath(snapshotPath);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new CtxError(`cannot read manifest ${file}: ${(e as Error).message}`);
+  }
+  return parseManifest(text, file);
+}
+
+function parseManifest(text: string, file: string): Manifest {
   try {
     const m = JSON.parse(text) as Manifest;
     if (m?.version !== MANIFEST_VERSION || typeof m.sources !== 'object' || m.sources === null) {
@@ -61,8 +88,19 @@ export function isUnchanged(manifest: Manifest, absPath: string, stat: { size: n
 }
 
 export function recordSource(manifest: Manifest, source: ManifestSource): void {
-  const { absPath, size, mtimeMs, kind } = source;
-  manifest.sources[absPath] = { absPath, size, mtimeMs, kind };
+  const { absPath, size, mtimeMs, kind, docPath } = source;
+  manifest.sources[absPath] = { absPath, size, mtimeMs, kind, ...(docPath !== undefined ? { docPath } : {}) };
+}
+
+/**
+ * The document paths the snapshot folded, each once, sorted: the candidate answers of "where / which file"
+ * questions. Undefined when the manifest cannot say: no sources, or a source recorded without its path (an
+ * older manifest, or one appended to by an older ctx): a partial list would silently leave files out.
+ */
+export function documentPaths(manifest: Manifest): string[] | undefined {
+  const sources = Object.values(manifest.sources);
+  if (sources.length === 0 || sources.some((s) => typeof s.docPath !== 'string' || s.docPath === '')) return undefined;
+  return [...new Set(sources.map((s) => s.docPath as string))].sort();
 }
 
 /** Atomic: a temporary file in the same directory, flushed to disk, then renamed over the old manifest

@@ -1,13 +1,15 @@
 /**
  * The ingest flow: sources -> documents -> stream format -> segments -> fold -> snapshot.
  *
- * What lives on disk, for a snapshot S (`ask` reads only S):
+ * What lives on disk, for a snapshot S (`ask` reads only S and its manifest):
  *   S                 the snapshot. Replaced only when an ingest completes (S.partial renamed onto it), so an
  *                     interrupted or crashed ingest never costs the snapshot that was there before.
  *   S.partial         the ingest in progress, written atomically at every checkpoint.
  *   S.partial.json    its resume record (ResumeRecord below), written atomically right after S.partial.
- *   S.manifest.json   the source files folded into S, with size and mtime (src/ingest/manifest.ts): saved
- *                     when an ingest completes; `--append` skips files unchanged since.
+ *   S.manifest.json   the source files folded into S, with size, mtime and the path each was folded under
+ *                     (src/ingest/manifest.ts): saved when an ingest completes; `--append` skips files
+ *                     unchanged since, and `ask` ranks those paths for "where / which file" questions
+ *                     (it reads nothing else but S).
  *
  * A checkpoint folds the open segment (so the state holds exactly the text read so far) and writes S.partial
  * and S.partial.json. `ctx ingest` with the same paths (and mode) finds them and continues: documents already
@@ -100,7 +102,7 @@ export interface CheckpointInfo {
 
 /**
  * The resume record, `<snapshot>.partial.json` (a file of its own rather than the sidecar manifest: the
- * manifest describes a complete snapshot, this an ingest in progress; `ask` reads neither):
+ * manifest describes a complete snapshot, this an ingest in progress; `ask` never reads this one):
  *
  *   { "version": 1,
  *     "paths": ["/abs/repo", "/abs/app.log"],  the ingest's arguments, resolved, in order
@@ -116,7 +118,7 @@ export interface CheckpointInfo {
  *                                              the document being read, and how many of its parts are
  *                                              folded: the ingestor's parts (DocPart) cut by `pieces` below
  *                                              into about 4 KiB each, the unit of folding and checkpoints
- *     "sources": {"/abs/repo/a.ts": {"absPath":..,"size":..,"mtimeMs":..,"kind":"code"}, ...}
+ *     "sources": {"/abs/repo/a.ts": {"absPath":..,"size":..,"mtimeMs":..,"kind":"code","docPath":"a.ts"}, ...}
  *                                              the files of the done documents, as the manifest will list them
  *   }
  */
@@ -389,12 +391,13 @@ class FoldRun {
   async follow(): Promise<boolean> {
     const arg = this.o.paths[0];
     const absPath = resolve(arg);
-    const [file] = await statSources({ kind: 'log', absPath } as Document);
+    const path = arg.split(sep).join('/');
+    const [file] = await statSources({ kind: 'log', absPath, path });
     // Appending a log unchanged since it was folded: only the lines appended from now on are new.
     const fromStart = !this.store.isUnchanged([file]);
     const initialBytes = fromStart ? file.size : 0;
     const signal = this.o.signal ?? new AbortController().signal;
-    const doc: Document = { kind: 'log', path: arg.split(sep).join('/'), absPath, parts: () => followLog(absPath, { signal, fromStart }) };
+    const doc: Document = { kind: 'log', path, absPath, parts: () => followLog(absPath, { signal, fromStart }) };
     this.current = doc.path;
     if (!fromStart) this.o.onNotice?.(`${doc.path} is unchanged since last ingest: folding only the lines appended from now on`);
 
@@ -628,12 +631,13 @@ export function estimateTokens(documents: { kind: DocKind; bytes: number }[]): n
   return documents.reduce((s, d) => s + d.bytes / (d.kind === 'log' ? LOG_CHARS_PER_TOKEN : CHARS_PER_TOKEN), 0);
 }
 
-/** Size and mtime of a document's files, as the manifest records them (read before the file is). */
-async function statSources(doc: Pick<Document, 'kind' | 'absPath'>): Promise<ManifestSource[]> {
+/** Size and mtime of a document's files, and the path the document is folded under (its header's), as the
+ *  manifest records them (read before the file is). */
+async function statSources(doc: Pick<Document, 'kind' | 'absPath' | 'path'>): Promise<ManifestSource[]> {
   const out: ManifestSource[] = [];
   for (const absPath of sourceFiles(doc as Document)) {
     const st = await stat(absPath).catch(() => undefined);
-    out.push({ absPath, size: st?.size ?? 0, mtimeMs: st?.mtimeMs ?? 0, kind: doc.kind });
+    out.push({ absPath, size: st?.size ?? 0, mtimeMs: st?.mtimeMs ?? 0, kind: doc.kind, docPath: doc.path });
   }
   return out;
 }

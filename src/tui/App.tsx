@@ -105,7 +105,7 @@ function Session({ services, snapshotPath, cwd, now = Date.now }: AppProps) {
     services
       .ask({ snapshotPath: path, question, signal: ctl.signal, onStep })
       .then(
-        (r) => log({ kind: 'qa', question, answers: r.answers, ms: r.ms }),
+        (r) => log(...(r.notice ? [{ kind: 'note', text: r.notice } as const] : []), { kind: 'qa', question, answers: r.answers, ms: r.ms }),
         (e) => log(isAbort(e) || ctl.signal.aborted ? { kind: 'cancelled', question, partial } : { kind: 'error', text: message(e) }),
       )
       .finally(() => done(ctl));

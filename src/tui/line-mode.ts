@@ -113,6 +113,7 @@ function printHeader(say: (t?: string) => void, model: ModelInfo, snap: Snapshot
 
 async function askLine(o: LineModeOptions, say: (t?: string) => void, path: string, question: string, signal: AbortSignal) {
   const r = await o.services.ask({ snapshotPath: path, question, signal, onStep: () => {} });
+  if (r.notice) say(`  ${r.notice}`);
   const [best, ...rest] = r.answers;
   say(`→ ${best ? displayText(best.text) : '(no answer)'}`);
   if (best) say(`  confidence ${formatProb(best.prob)} · ${(r.ms / 1000).toFixed(1)} s`);

@@ -6,9 +6,8 @@ import { existsSync, statSync } from 'node:fs';
 import { CtxError } from '../errors.js';
 import { defaultModelDir, loadModel, type Model } from '../engine/model.js';
 import { planSources } from '../ingest/index.js';
-import { ask, loadSnapshotFor } from '../run/ask.js';
+import { ask, confidence, loadSnapshotFor, type AskSnapshot } from '../run/ask.js';
 import { checkIngestPaths, estimateTokens, runIngest } from '../run/ingest.js';
-import type { Snapshot } from '../snapshot/file.js';
 import type { AskOutcome, AskRequest, IngestOutcome, IngestRequest, ModelInfo, Services, SnapshotInfo } from './types.js';
 
 export interface ServiceOptions {
@@ -23,7 +22,7 @@ export interface ServiceOptions {
 
 export function createServices(o: ServiceOptions = {}): Services {
   let model: Promise<Model> | undefined = o.model ? Promise.resolve(o.model) : undefined;
-  let open: { path: string; snap: Snapshot } | undefined;
+  let open: { path: string; snap: AskSnapshot } | undefined;
   const getModel = () => (model ??= loadModel(o.modelDir ?? defaultModelDir()));
   // The model is needed before any snapshot can be opened (it checks the snapshot was made by it).
   let loaded: Model | undefined = o.model;
@@ -52,7 +51,8 @@ export function createServices(o: ServiceOptions = {}): Services {
       const res = await ask(m, open.snap, r.snapshotPath, r.question, {
         beams: o.beams ?? 3, maxTokens: o.maxTokens ?? 48, onStep: r.onStep, signal: r.signal,
       });
-      return { answers: res.answers.map(({ text, prob }) => ({ text, prob })), ms: res.ms };
+      // The mode (free decoding or the snapshot's paths ranked) is chosen by run/ask.ts, as for `ctx ask`.
+      return { answers: res.answers.map((a) => ({ text: a.text, prob: confidence(a) })), ms: res.ms, ...(res.notice ? { notice: res.notice } : {}) };
     },
 
     async ingest(r: IngestRequest): Promise<IngestOutcome> {

@@ -25,13 +25,16 @@ export interface SnapshotInfo {
 
 export interface AnswerView {
   text: string;
-  /** Probability of the whole answer, 0..1. */
+  /** The confidence shown, 0..1: the whole answer's probability, or, when the answer is one of the paths the
+   *  snapshot folded ranked by the model (a "where / which file" question), its share among them. */
   prob: number;
 }
 
 export interface AskOutcome {
   answers: AnswerView[];
   ms: number;
+  /** One line about how the question was answered (e.g. a file question answered freely, and why). */
+  notice?: string;
 }
 
 export interface AskRequest {

@@ -31,7 +31,8 @@ export function AnswerStream({ question, partial }: { question: string; partial:
   );
 }
 
-/** A finished answer: the best one with its confidence, then the runners-up (the beam's other answers). */
+/** A finished answer: the best one with its confidence, then the runners-up (the beam's other answers, or the
+ *  next-ranked paths). */
 export function Answers({ question, answers, ms }: { question: string; answers: AnswerView[]; ms: number }) {
   const paint = usePaint();
   const [best, ...rest] = answers;
