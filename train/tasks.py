@@ -160,7 +160,11 @@ def _tok_encode(text):
 
 
 class TaskSampler:
-    def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768)):
+    def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None):
+        """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
+        a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
+        sit a few lines apart, so the model can bind them within one segment before it must across segments."""
+        self.def_lead = def_lead
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -252,7 +256,8 @@ class TaskSampler:
         if around is None:
             start = self.rng.randrange(max(1, len(ids) - ntok + 1))
         else:
-            start = max(0, int(ltok[around]) - int(self.rng.random() * ntok))
+            lead = ntok if self.def_lead is None else min(ntok, self.def_lead)
+            start = max(0, int(ltok[around]) - int(self.rng.random() * lead))
         l0 = min(int(np.searchsorted(ltok, start, 'right')) - 1, nlines - 1)
         if around is not None:
             l0 = min(l0, around)

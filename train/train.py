@@ -51,6 +51,7 @@ def parse_args():
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
+    p.add_argument('--def_lead', type=int, help='where_defined curriculum: at most this many tokens of a file before its definition (TaskSampler)')
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
     p.add_argument('--workers', type=int, default=12)
@@ -81,7 +82,7 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         seed = self.args.seed * 1000 + wid + int(time.time()) % 100000
-        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train')
+        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train', def_lead=self.args.def_lead)
         mix = family_mix(self.args.families)
         while True:
             nseg = self.nseg.value

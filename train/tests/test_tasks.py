@@ -313,6 +313,17 @@ def test_windows_equal_their_text(train):
         assert train.tok.decode(r.ids) == r.text and d[0] not in re.findall(r'\w+', r.text.splitlines()[d[2] - w.l0])
 
 
+def test_def_lead_keeps_definitions_near_their_files_start(pool, train):
+    near = tasks.TaskSampler(pool, TOKENIZER, L, seed=4, split='train', win=(32, 256), def_lead=0)
+    before = 0
+    for _ in range(20):
+        i = near.rng.choice(near.with_defs)
+        d = near.rng.choice(near.eligible[i])
+        assert near.window(i, 200, around=d[2]).l0 == d[2], 'no lead allowed: the window starts at the definition'
+        before += train.window(i, 200, around=d[2]).l0 < d[2]
+    assert before > 0, 'without def_lead, windows also start before the definition'
+
+
 def test_batch_targets_align_with_answers(train):
     S, Q, Y = train.batch(4, 2, qlen=64)
     assert S.shape == (4, 2, L) and Q.shape == (4, 64) and Y.shape == (4, 64)
