@@ -97,8 +97,9 @@ test('resuming after interruptions at checkpoints gives exactly the uninterrupte
   writeFileSync(join(dir, 'app.log'), logLines.join(''));
   writeFileSync(join(dir, 'z.txt'), prose('omega', 15));
   const paths = [join(dir, 'a.txt'), join(dir, 'mixed.pdf'), join(dir, 'app.log'), join(dir, 'z.txt')];
-  // checkpointMs 0: a checkpoint after every part, in both runs, so both cut segments at the same places.
-  const whole = await ingest({ paths, snapshotPath: join(dir, 'whole.ctx'), checkpointMs: 0 });
+  // No checkpoint in the uninterrupted run; one after every part in the interrupted ones: where checkpoints fall
+  // must not change where segments are cut (the open segment is kept in the resume record, not folded early).
+  const whole = await ingest({ paths, snapshotPath: join(dir, 'whole.ctx'), checkpointMs: 3_600_000 });
 
   const snapshotPath = join(dir, 'resumed.ctx');
   // Interrupted inside the PDF, after its first page: the resume must skip a.txt and that page.
@@ -108,6 +109,8 @@ test('resuming after interruptions at checkpoints gives exactly the uninterrupte
   });
   assert.equal(first.interrupted, true);
   assert.ok(!existsSync(snapshotPath), 'no snapshot until the ingest completes');
+  const kept = JSON.parse(readFileSync(resumeRecordPath(snapshotPath), 'utf8')) as ResumeRecord;
+  assert.ok(kept.open && kept.open.length > 0, 'the open segment is kept in the record, not folded early');
   const notices: string[] = [];
   const second = await ingest({
     paths, snapshotPath, checkpointMs: 0, onNotice: (l) => notices.push(l),

@@ -47,3 +47,22 @@ test('a very long path is cut so that a header never crowds out the text', () =>
   assert.ok(documentHeader(tok, { kind: 'code', path }).length <= MAX_HEADER_TOKENS);
   assert.ok(tok.decode(documentHeader(tok, { kind: 'code', path })).includes('file.ts'));
 });
+
+test('a segmenter restored from pending() and enter() cuts the rest exactly as one that never stopped', () => {
+  const doc = { kind: 'pdf' as const, path: 'manual.pdf' };
+  const half = text.slice(0, 1000);
+  const rest = text.slice(1000);
+  const once = new Segmenter(tok, 64);
+  const all = [...once.beginDocument(doc), ...once.beginPage(3), ...once.text(half), ...once.text(rest), once.flush()!];
+
+  const first = new Segmenter(tok, 64);
+  const before = [...first.beginDocument(doc), ...first.beginPage(3), ...first.text(half)];
+  const open = first.pending();
+  assert.ok(open.length > 0 && open.length < 64);
+  const second = new Segmenter(tok, 64);
+  second.restore(open);
+  second.enter(doc, 3);
+  const after = [...second.text(rest), second.flush()!];
+  assert.deepEqual([...before, ...after].map((s) => Array.from(s)), all.map((s) => Array.from(s)));
+  assert.throws(() => second.restore(new Array(64).fill(1)), /fewer than 64/);
+});

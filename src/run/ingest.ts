@@ -11,8 +11,10 @@
  *                     unchanged since, and `ask` ranks those paths for "where / which file" questions
  *                     (it reads nothing else but S).
  *
- * A checkpoint folds the open segment (so the state holds exactly the text read so far) and writes S.partial
- * and S.partial.json. `ctx ingest` with the same paths (and mode) finds them and continues: documents already
+ * A checkpoint writes S.partial and S.partial.json; the open segment (the last < 512 tokens read) is not folded
+ * but kept in the record, so that where segments are cut — and so the snapshot — never depends on when
+ * checkpoints happened to fall (a slower machine checkpoints at other places). Completing, and every save
+ * while following a log, fold it: a snapshot holds all the text read. `ctx ingest` with the same paths (and mode) finds them and continues: documents already
  * folded are skipped, and so are the parts already folded of the document that was being read (a huge log
  * is not read twice into the memory). Other paths, or `restart`, discard them.
  *
@@ -120,6 +122,9 @@ export interface CheckpointInfo {
  *                                              into about 4 KiB each, the unit of folding and checkpoints
  *     "sources": {"/abs/repo/a.ts": {"absPath":..,"size":..,"mtimeMs":..,"kind":"code","docPath":"a.ts"}, ...}
  *                                              the files of the done documents, as the manifest will list them
+ 
+ *     "open": [5, 812, ...]                    the open segment's tokens, read but not yet folded (absent in
+ *                                              records of older versions, which folded it at every checkpoint)
  *   }
  */
 export interface ResumeRecord {
@@ -132,6 +137,7 @@ export interface ResumeRecord {
   done: string[];
   current: { absPath: string; parts: number } | null;
   sources: Record<string, ManifestSource>;
+  open?: number[];
 }
 
 const RECORD_VERSION = 1;
@@ -254,7 +260,7 @@ class IngestStore {
   }
 
   /** A checkpoint's write: the partial and its record (each atomic), or, following live, the snapshot and
-   *  its manifest. The caller has folded the open segment. */
+   *  its manifest (the caller has then folded the open segment). */
   async save(): Promise<void> {
     this.snap.header.updated = new Date().toISOString();
     if (this.live) {
@@ -305,6 +311,10 @@ function mismatch(f: { snap: Snapshot; record: ResumeRecord },
   const r = f.record;
   if (r?.version !== RECORD_VERSION) return `resume record version ${String(r?.version)}`;
   if (!Array.isArray(r.paths) || !Array.isArray(r.done) || typeof r.sources !== 'object' || r.sources === null) return 'malformed resume record';
+  const { seg_len: segLen, vocab_size: vocab } = want.model.config;
+  if (r.open !== undefined && !(Array.isArray(r.open) && r.open.length < segLen && r.open.every((t) => Number.isInteger(t) && t >= 0 && t < vocab))) {
+    return 'malformed resume record';
+  }
   if (JSON.stringify(r.paths) !== JSON.stringify(want.paths)) return `it was of ${r.paths.join(' ')}`;
   if (r.append !== want.append) return r.append ? 'it was started with --append' : 'it was started without --append';
   if (r.follow !== want.follow) return r.follow ? 'it was started with --follow' : 'it was started without --follow';
@@ -353,6 +363,8 @@ class FoldRun {
     this.model = o.model;
     this.seg = new Segmenter(o.model.tokenizer, o.model.config.seg_len);
     this.checkpointMs = o.checkpointMs ?? DEFAULT_CHECKPOINT_MS;
+    // Resuming: the segment that was open when the interrupted ingest saved goes on where it stopped.
+    if (store.record.open?.length) this.seg.restore(store.record.open);
   }
 
   private get aborted(): boolean {
@@ -444,9 +456,8 @@ class FoldRun {
     const begin = async () => {
       if (begun) return;
       begun = true;
-      const head = this.seg.beginDocument(doc);
-      if (skip > 0) this.seg.flush();
-      else await this.fold(head);
+      if (skip > 0) this.seg.enter(doc);
+      else await this.fold(this.seg.beginDocument(doc));
       this.dirty = true;
     };
     for await (const part of readErrorsAsItems(parts)) {
@@ -465,8 +476,7 @@ class FoldRun {
         const page = i === 0 ? part.page : undefined;
         n += 1;
         if (n <= skip) {
-          if (page !== undefined) this.seg.beginPage(page);
-          this.seg.flush();
+          if (page !== undefined) this.seg.enter(doc, page);
           continue;
         }
         if (page !== undefined) {
@@ -526,10 +536,14 @@ class FoldRun {
     await this.checkpoint();
   }
 
-  /** Fold the open segment, then save (the partial and its record, or the followed snapshot). */
-  private async checkpoint(): Promise<void> {
-    const last = this.seg.flush();
-    if (last) await this.fold([last]);
+  /** Save: the partial and its record, with the open segment kept in the record; or, completing or following
+   *  a log, the open segment folded first (a snapshot holds everything read). */
+  private async checkpoint(final = false): Promise<void> {
+    if (final || this.following) {
+      const last = this.seg.flush();
+      if (last) await this.fold([last]);
+    }
+    this.store.record.open = this.seg.pending();
     await this.store.save();
     this.lastSave = performance.now();
     this.dirty = false;
@@ -560,7 +574,7 @@ class FoldRun {
       removePartial(this.store.target);
       throw new CtxError(`nothing to ingest: ${skipSummary(this.skipped)}; the snapshot was left as it was`);
     }
-    await this.checkpoint(); // always: the partial must exist to become the snapshot
+    await this.checkpoint(true); // always: the partial must exist to become the snapshot
     await this.store.complete();
     this.o.onCheckpoint?.({ file: this.store.target, counts: { ...counts }, current: null });
   }

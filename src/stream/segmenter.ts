@@ -27,6 +27,14 @@ export class Segmenter {
     return this.push(documentHeader(this.tok, doc), false);
   }
 
+  /** Be inside `doc` (at `page`) without pushing anything: resuming a document whose earlier parts were
+   *  folded by an interrupted ingest, so that the next segment starts with the right continuation header. */
+  enter(doc: DocHead, page?: number): void {
+    this.doc = doc;
+    this.page = page;
+    this.cont = continuationHeader(this.tok, doc, page);
+  }
+
   beginPage(page: number): Int32Array[] {
     this.page = page;
     this.cont = continuationHeader(this.tok, this.doc!, page);
@@ -39,6 +47,19 @@ export class Segmenter {
     const ids = this.tok.encode(s);
     this.textTokens += ids.length;
     return this.push(ids, true);
+  }
+
+  /** The tokens of the open segment, not yet folded (a copy; the segment stays open). */
+  pending(): number[] {
+    return Array.from(this.buf.subarray(0, this.fill));
+  }
+
+  /** Reopen a segment with `tokens` (what `pending` returned when an interrupted ingest saved). */
+  restore(tokens: readonly number[]): void {
+    if (tokens.length >= this.segLen) throw new Error(`an open segment holds fewer than ${this.segLen} tokens, not ${tokens.length}`);
+    this.buf.fill(0);
+    this.buf.set(tokens);
+    this.fill = tokens.length;
   }
 
   /** The last, partial segment (null when empty); the segmenter is then ready for a new stream. */
