@@ -20,29 +20,22 @@ import { answer, scoreAnswers } from '../src/engine/decode.js';
 import { documentPaths, ingestSources, manifestPath, type Manifest } from '../src/ingest/index.js';
 import { ask, asksForFile, candidatePaths, chooseMode, loadSnapshotFor, rankAnswers, type AskSnapshot } from '../src/run/ask.js';
 import { runIngest } from '../src/run/ingest.js';
-import { CLI, ROOT, shippedModel, tempDir } from './helpers.js';
+import { CLI, foldFixture, ROOT, shippedModel, tempDir } from './helpers.js';
 
 const REPO = join(ROOT, 'fixtures', 'repo');
 
 let folded: Promise<string> | undefined;
 /** The snapshot of fixtures/repo, folded once. */
 function repoSnapshot(): Promise<string> {
-  folded ??= (async () => {
-    const snapshotPath = join(tempDir(), 'repo.ctx');
-    await runIngest({ model: await shippedModel(), paths: [REPO], snapshotPath });
-    return snapshotPath;
-  })();
+  folded ??= foldFixture('repo').then((f) => f.snapshotPath);
   return folded;
 }
 
 test('the score of what greedy decoding produced is the logprob answer() reported; other candidates score otherwise', async () => {
-  const model = await shippedModel();
   // fixtures/notes holds a pass key, so greedy decoding from its memory finishes with an end of answer: its
   // logprob then includes the end-of-answer token, as a score does. (Which text depends on the model; that it
   // finishes is what the recall test asks of every shipped model.)
-  const snapshotPath = join(tempDir(), 'notes.ctx');
-  await runIngest({ model, paths: [join(ROOT, 'fixtures', 'notes')], snapshotPath });
-  const snap = loadSnapshotFor(model, snapshotPath);
+  const { model, snap } = await foldFixture('notes');
   const question = 'What is the pass key?';
   const maxTokens = 24;
   const [greedy] = await answer(model, snap.state, question, { beams: 1, maxTokens });

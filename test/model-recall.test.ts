@@ -6,18 +6,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
-import { ask, loadSnapshotFor } from '../src/run/ask.js';
-import { runIngest } from '../src/run/ingest.js';
-import { ROOT, shippedModel, tempDir } from './helpers.js';
+import { ask } from '../src/run/ask.js';
+import { foldFixture } from './helpers.js';
 
 const KEY = '58203'; // "The pass key is 58203." at line 407 of fixtures/notes/gpl-3.0-with-pass-key.txt
 
 test('the shipped model recalls the pass key of fixtures/notes from its memory, and not without it', async () => {
-  const model = await shippedModel();
-  const snapshotPath = join(tempDir(), 'memory.ctx');
-  await runIngest({ model, paths: [join(ROOT, 'fixtures', 'notes')], snapshotPath });
-  const snap = loadSnapshotFor(model, snapshotPath);
+  const { model, snapshotPath, snap } = await foldFixture('notes');
   const question = 'What is the pass key?';
   const on = await ask(model, snap, snapshotPath, question, { beams: 3, maxTokens: 12 });
   assert.equal(on.answers[0].text.trim(), KEY, `memory on: ${on.answers.map((a) => a.text).join(' | ')}`);

@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
+from stream import answer_tokens  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
 import corpus  # noqa: E402
 
@@ -138,7 +139,6 @@ def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda'):
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
     Sees partial learning long before exact generation of a ~15-token path does."""
-    from tasks import answer_tokens
     model.eval()
     sampler = TaskSampler(pool, args.tokenizer, cfg.seg_len, 777 + nseg, split='heldout')
     top1 = top3 = 0

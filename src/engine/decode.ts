@@ -99,7 +99,8 @@ function logitsAt(logits: Float32Array, t: number, V: number, b: number, pos: nu
   return logits.subarray((b * t + pos) * V, (b * t + pos + 1) * V);
 }
 
-function logSumExp(row: Float32Array): number {
+/** log(sum(exp(x))) without overflow: of a row of logits, or of candidates' logprobs (run/ask.ts). */
+export function logSumExp(row: ArrayLike<number>): number {
   const n = row.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (row[i] > max) max = row[i];

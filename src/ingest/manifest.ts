@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CtxError } from '../errors.js';
 import type { DocKind } from './types.js';
@@ -44,19 +44,11 @@ export function emptyManifest(): Manifest {
 /** The manifest next to the snapshot, or an empty one when there is none yet. A manifest that cannot be
  *  read is an error, not an empty manifest: appending would then fold every source a second time. */
 export async function loadManifest(snapshotPath: string): Promise<Manifest> {
-  const file = manifestPath(snapshotPath);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return emptyManifest();
-    throw new CtxError(`cannot read manifest ${file}: ${(e as Error).message}`);
-  }
-  return parseManifest(text, file);
+  return readManifestSync(snapshotPath) ?? emptyManifest();
 }
 
-/** The manifest next to the snapshot read synchronously (for `ask`), or undefined when there is none.
- *  Throws CtxError as loadManifest does. */
+/** The manifest next to the snapshot (read synchronously: a small file, and `ask` is synchronous up to the
+ *  model), or undefined when there is none. Unreadable or corrupt: CtxError. */
 export function readManifestSync(snapshotPath: string): Manifest | undefined {
   const file = manifestPath(snapshotPath);
   let text: string;

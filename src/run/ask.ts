@@ -12,7 +12,7 @@
  * A file question whose snapshot's manifest lists no paths (missing, written by an older ctx, unreadable)
  * is answered freely, with a one-line notice.
  */
-import { answer, scoreAnswers, type Answer, type DecodeOptions } from '../engine/decode.js';
+import { answer, logSumExp, scoreAnswers, type Answer, type DecodeOptions } from '../engine/decode.js';
 import type { Model } from '../engine/model.js';
 import { CtxError } from '../errors.js';
 import { documentPaths, manifestPath, readManifestSync } from '../ingest/index.js';
@@ -116,8 +116,7 @@ export async function ask(model: Model, snap: AskSnapshot, path: string, questio
 /** The best `k` candidates, best first, each with its probability and its share over all candidates. */
 export function rankAnswers(scored: Pick<Answer, 'text' | 'tokens' | 'logprob'>[], k: number): AskAnswer[] {
   if (scored.length === 0) return [];
-  const max = Math.max(...scored.map((s) => s.logprob));
-  const lse = max + Math.log(scored.reduce((sum, s) => sum + Math.exp(s.logprob - max), 0));
+  const lse = logSumExp(scored.map((s) => s.logprob));
   // Ties keep the candidates' (sorted) order.
   return scored
     .map((s, i) => ({ s, i }))

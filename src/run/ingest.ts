@@ -14,9 +14,10 @@
  * A checkpoint writes S.partial and S.partial.json; the open segment (the last < 512 tokens read) is not folded
  * but kept in the record, so that where segments are cut — and so the snapshot — never depends on when
  * checkpoints happened to fall (a slower machine checkpoints at other places). Completing, and every save
- * while following a log, fold it: a snapshot holds all the text read. `ctx ingest` with the same paths (and mode) finds them and continues: documents already
- * folded are skipped, and so are the parts already folded of the document that was being read (a huge log
- * is not read twice into the memory). Other paths, or `restart`, discard them.
+ * while following a log, fold it: a snapshot holds all the text read. `ctx ingest` with the same paths (and
+ * mode) finds them and continues: documents already folded are skipped, and so are the parts already folded
+ * of the document that was being read (a huge log is not read twice into the memory). Other paths, or
+ * `restart`, discard them.
  *
  * Following a log (`follow`): the file's current content is folded like any ingest (into S.partial); once it
  * has caught up with the end of the file, S.partial becomes S, and from then on every save writes S itself:
@@ -122,7 +123,6 @@ export interface CheckpointInfo {
  *                                              into about 4 KiB each, the unit of folding and checkpoints
  *     "sources": {"/abs/repo/a.ts": {"absPath":..,"size":..,"mtimeMs":..,"kind":"code","docPath":"a.ts"}, ...}
  *                                              the files of the done documents, as the manifest will list them
- 
  *     "open": [5, 812, ...]                    the open segment's tokens, read but not yet folded (absent in
  *                                              records of older versions, which folded it at every checkpoint)
  *   }
