@@ -53,6 +53,7 @@ def parse_args():
     p.add_argument('--families', default=','.join(FAMILIES),
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
     p.add_argument('--def_lead', type=int, help='where_defined curriculum: at most this many tokens of a file before its definition (TaskSampler)')
+    p.add_argument('--win', default='64,768', help='min,max tokens of a file window (TaskSampler win): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined')
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
     p.add_argument('--workers', type=int, default=12)
@@ -73,6 +74,12 @@ def family_mix(spec):
     return mix
 
 
+def curriculum(args):
+    """The TaskSampler options the training streams are drawn with (held-out evaluation also reports them)."""
+    lo, hi = (int(x) for x in args.win.split(','))
+    return {'win': (lo, hi), 'def_lead': args.def_lead}
+
+
 class Batches(torch.utils.data.IterableDataset):
     """Endless batches at the length the curriculum asks for (shared through a value the workers read)."""
 
@@ -83,7 +90,7 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         seed = self.args.seed * 1000 + wid + int(time.time()) % 100000
-        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train', def_lead=self.args.def_lead)
+        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train', **curriculum(self.args))
         mix = family_mix(self.args.families)
         while True:
             nseg = self.nseg.value
@@ -135,12 +142,13 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
 
 
 @torch.no_grad()
-def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda'):
+def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False):
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
-    Sees partial learning long before exact generation of a ~15-token path does."""
+    Sees partial learning long before exact generation of a ~15-token path does. as_trained: held-out streams
+    drawn with the training curriculum's options (--win, --def_lead) instead of the product-like defaults."""
     model.eval()
-    sampler = TaskSampler(pool, args.tokenizer, cfg.seg_len, 777 + nseg, split='heldout')
+    sampler = TaskSampler(pool, args.tokenizer, cfg.seg_len, 777 + nseg, split='heldout', **(curriculum(args) if as_trained else {}))
     top1 = top3 = 0
     for _ in range(args.eval_n):
         s = sampler.sample(nseg, 'where_defined')
@@ -278,6 +286,9 @@ def main():
                     r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev))
                     if first:
                         r['top1_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev)[0], 3)
+                        if args.win != '64,768' or args.def_lead is not None:
+                            r['top1_as_trained'], r['top3_as_trained'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, as_trained=True))
+                            r['top1_as_trained_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, as_trained=True)[0], 3)
                 print(json.dumps(r), flush=True)
 
 
