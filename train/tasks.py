@@ -87,7 +87,7 @@ class _Stream:
 
     def __init__(self, tok, seg_len, nseg):
         self.seg, self.L, self.nseg = Segmenter(tok, seg_len), seg_len, nseg
-        self.out, self.marks, self.texts, self.pkgs = [], {}, [], set()
+        self.out, self.marks, self.texts, self.pkgs, self.paths = [], {}, [], set(), []
 
     @property
     def pos(self):
@@ -98,6 +98,8 @@ class _Stream:
         return len(self.out) >= self.nseg
 
     def begin(self, kind, path, title=None):
+        if not self.full:       # every document the stream folds: what the product ranks for a 'where' question
+            self.paths.append(path)
         self.out += self.seg.begin_document(kind, path, title)
         # The header is text too: a topic word or a fresh name must not occur in any other document's header.
         self.texts.append(f'{kind} {path}\n' + (f'title: {title}\n' if title else ''))
@@ -160,11 +162,14 @@ def _tok_encode(text):
 
 
 class TaskSampler:
-    def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None):
+    def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
+                 max_defs=None):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
-        sit a few lines apart, so the model can bind them within one segment before it must across segments."""
-        self.def_lead = def_lead
+        sit a few lines apart, so the model can bind them within one segment before it must across segments.
+        max_defs: at most this many files with a renamed definition per repository stream (None: ~80 % of its
+        files), the rest filler: another knob, from one name-to-path binding to remember up to many."""
+        self.def_lead, self.max_defs = def_lead, max_defs
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -429,7 +434,7 @@ class TaskSampler:
         r, st, used, wins = self.rng, _Stream(self.tok, self.L, nseg), set(), []
         seen_files = set()
         while not st.full:
-            if r.random() < 0.2 or not self.with_defs:
+            if r.random() < 0.2 or not self.with_defs or (self.max_defs is not None and len(wins) >= self.max_defs):
                 self._fill_doc(st, used)
                 continue
             i = r.choice(self.with_defs)
@@ -467,7 +472,7 @@ class TaskSampler:
                               f'Where is {w.name} defined?', f'which file has the {what} {w.name}?'])
                 return self._finish(st, 'where_defined', q, path, dict(
                     depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
-                    candidates=len(cands), docs=len(st.texts), paths=[p for _, p, _ in wins]))
+                    candidates=len(cands), docs=len(st.texts), paths=list(st.paths)))
         return None
 
     def _which_file_topic(self, nseg, depth=None):
@@ -493,7 +498,7 @@ class TaskSampler:
                               f'where is the code for {topic}?', f'which file is about {topic}?', f'Which file handles {topic}?'])
                 return self._finish(st, 'which_file_topic', q, path, dict(
                     depth=st.marks[('end', k)][0] / (nseg * self.L), topic=topic, word=word, docs=len(st.texts),
-                    paths=[p for _, p, _ in wins]))
+                    paths=list(st.paths)))
         return None
 
     # ---------------------------------------------------------------- documents with inserted notes

@@ -130,6 +130,16 @@ def test_where_defined_answer_is_in_the_stream(heldout):
         assert re.search(rf'(def|class)\s+{name}\b|^{name}\s*[:=]', target[0], re.M), 'the definition is in it'
         assert sum(name in head + text for head, text in docs) == 1, 'no other file mentions the name'
         assert name in s.meta['question']
+        heads = [head.split(' ', 1)[1] for head, _ in docs if head.startswith(('code ', 'text ', 'pdf '))]
+        paths = s.meta['paths']   # every document of the stream, as the product ranks them (the last header may be cut)
+        assert len(paths) == len(heads) and paths[:-1] == heads[:-1] and paths[-1].startswith(heads[-1])
+
+
+def test_max_defs_bounds_the_renamed_definitions(pool):
+    one = tasks.TaskSampler(pool, TOKENIZER, L, seed=5, split='train', win=(32, 256), max_defs=1)
+    for _ in range(5):
+        st, wins = one._code_stream(6)
+        assert len(wins) <= 1 and len(st.paths) >= 2, 'one renamed definition among filler files'
 
 
 def test_which_file_topic_word_is_unique_to_the_answer(heldout):
