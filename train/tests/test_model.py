@@ -13,10 +13,11 @@ from model import Config, CtxModel  # noqa: E402
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, dpfp_nu=3)
 
 
-@pytest.fixture(params=['armt', 'infini'])
+@pytest.fixture(params=['armt', 'infini', 'armt-all'])
 def model(request):
     torch.manual_seed(0)
-    return CtxModel(Config(**TINY, memory=request.param)).eval()
+    memory, _, rows = request.param.partition('-')
+    return CtxModel(Config(**TINY, memory=memory, write_rows=rows or 'mem')).eval()
 
 
 def test_state_size_is_layers_x_dkey_x_dmodel_plus_one():
