@@ -4,6 +4,7 @@ import { SnapshotCommand, humanBytes, humanCount, printJson } from '../src/cli/b
 import { ingestProgress } from '../src/cli/progress.js';
 import { checkIngestPaths, estimateTokens, runIngest, skipReasons, type IngestSummary } from '../src/run/ingest.js';
 import { planSources } from '../src/ingest/index.js';
+import { isSnapshotFile } from '../src/snapshot/path.js';
 
 export default class Ingest extends SnapshotCommand {
   static summary = 'Fold files, folders, PDFs and logs into the snapshot.';
@@ -40,10 +41,13 @@ The snapshot is replaced only when the ingest completes: until then, checkpoints
     const paths = argv as string[];
     checkIngestPaths(paths, flags.follow);
     if (flags.follow && flags['dry-run']) throw new CtxError('--dry-run and --follow do not go together');
-    const sources = { includeVendored: flags['include-vendored'], includeLockfiles: flags['include-lockfiles'], maxFileBytes: flags['max-file-size'] * 1024 };
+    const snapshotPath = this.snapshotPath(flags.snapshot);
+    const sources = {
+      includeVendored: flags['include-vendored'], includeLockfiles: flags['include-lockfiles'], maxFileBytes: flags['max-file-size'] * 1024,
+      exclude: (abs: string) => isSnapshotFile(snapshotPath, abs),
+    };
     if (flags['dry-run']) return this.dryRun(await planSources(paths, sources), flags.json);
 
-    const snapshotPath = this.snapshotPath(flags.snapshot);
     const model = await this.model(flags.model);
     const estimate = flags.follow ? undefined : await this.estimateTokens(paths, sources);
     const view = ingestProgress(estimate);

@@ -2,7 +2,7 @@
  * The ingest flow with the real shipped model, on small inputs: the snapshot's size does not depend on the
  * input; an interrupted ingest never touches the old snapshot and resumes to exactly the state an
  * uninterrupted one reaches; --append skips unchanged files; --follow folds appended lines and saves on
- * Ctrl-C; the CLI's user errors and --json. Every test folds a handful of segments (about 0.1-0.3 s each).
+ * Ctrl-C; a second ingest into a snapshot being written is refused; the CLI's user errors and --json. Every test folds a handful of segments (about 0.1-0.3 s each).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,9 @@ import {
   partialPath, pieces, PIECE_CHARS, resumeRecordPath, runIngest, type CheckpointInfo, type IngestRunOptions, type ResumeRecord,
 } from '../src/run/ingest.js';
 import { readSnapshot } from '../src/snapshot/file.js';
+import { lockPath } from '../src/snapshot/lock.js';
+import { isSnapshotFile } from '../src/snapshot/path.js';
+import { CtxError } from '../src/errors.js';
 import { CLI, ROOT, shippedModel, tempDir } from './helpers.js';
 
 const MIXED_PDF = join(ROOT, 'fixtures', 'pdf', 'mixed.pdf'); // two pages of text: two parts
@@ -220,4 +223,41 @@ test('ctx ingest --json prints a summary that parses', () => {
   assert.equal(s.snapshot, join(dir, 'out.ctx'));
   assert.equal(s.snapshotBytes, statSync(join(dir, 'out.ctx')).size);
   assert.equal(s.interrupted, false);
+});
+
+test('a second ingest into a snapshot being written is refused; a lock left by a dead process is taken over', async () => {
+  const dir = tempDir();
+  const snapshotPath = join(dir, 'memory.ctx');
+  writeFileSync(join(dir, 'a.txt'), prose('a', 10));
+  const first = await ingest({ paths: [join(dir, 'a.txt')], snapshotPath });
+  const before = readFileSync(snapshotPath);
+  assert.ok(!existsSync(lockPath(snapshotPath)), 'a finished ingest leaves no lock');
+
+  writeFileSync(lockPath(snapshotPath), `${process.ppid}\n`); // a live process holds it
+  await assert.rejects(ingest({ paths: [join(dir, 'a.txt')], snapshotPath }),
+    (e: Error) => e instanceof CtxError && e.message.startsWith(`another ingest (pid ${process.ppid}) is writing ${snapshotPath}`));
+  assert.deepEqual(readFileSync(snapshotPath), before, 'the refused ingest touched nothing');
+  assert.ok(!existsSync(partialPath(snapshotPath)));
+  assert.equal(readFileSync(lockPath(snapshotPath), 'utf8'), `${process.ppid}\n`, 'nor the other ingest\'s lock');
+
+  const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  writeFileSync(lockPath(snapshotPath), `${gone.stdout}\n`); // its process has exited
+  const again = await ingest({ paths: [join(dir, 'a.txt')], snapshotPath });
+  assert.equal(again.segments, first.segments);
+  assert.ok(!existsSync(lockPath(snapshotPath)), 'the stale lock was taken over and released');
+});
+
+test('a folder holding its own snapshot: the snapshot, its sidecars and its lock are never folded', async () => {
+  const dir = tempDir();
+  const snapshotPath = join(dir, '.ctx', 'memory.ctx');
+  writeFileSync(join(dir, 'a.txt'), prose('a', 10));
+  writeFileSync(join(dir, 'b.md'), prose('b', 10));
+  const first = await ingest({ paths: [dir], snapshotPath });
+  assert.deepEqual(first.documents, { text: 2 });
+  const again = await ingest({ paths: [dir], snapshotPath }); // now memory.ctx and its manifest lie in the folder
+  assert.deepEqual(again.documents, { text: 2 });
+  assert.deepEqual(again.skipped, [], 'left out silently, not reported as skipped');
+  assert.deepEqual(Object.keys((await loadManifest(snapshotPath)).sources).sort(), [join(dir, 'a.txt'), join(dir, 'b.md')]);
+  assert.ok(isSnapshotFile(snapshotPath, join(dir, '.ctx', '.memory.ctx.123.ab12cd34.tmp')), 'an atomic write\'s temp file');
+  assert.ok(!isSnapshotFile(snapshotPath, join(dir, '.ctx', 'memory.ctxt')) && !isSnapshotFile(snapshotPath, join(dir, 'memory.ctx')));
 });

@@ -28,6 +28,9 @@ export interface IngestOptions {
   maxPdfPages?: number;
   /** Follow symbolic links (default false); loops are detected and reported. */
   followSymlinks?: boolean;
+  /** Files never to read (the snapshot's own files, when it lies inside an ingested folder): left out of
+   *  folders silently; a file named on the command line is reported as skipped. */
+  exclude?: (absPath: string) => boolean;
   /** After each source: how many were handled (documents and skips), the bytes of the documents so far. */
   onProgress?: (e: { files: number; bytes: number; path?: string }) => void;
 }
@@ -129,6 +132,8 @@ export async function* findSources(paths: string[], opts: IngestOptions = {}): A
     } else if (arg.st.isDirectory()) {
       const listing = listTree(arg.abs, { followSymlinks: opts.followSymlinks, includeVendored: opts.includeVendored });
       for await (const batch of listing) yield* unseen(judgeBatch(batch, opts), seen);
+    } else if (arg.st.isFile() && opts.exclude?.(arg.abs)) {
+      yield { type: 'skipped', skipped: { path: arg.path, reason: "a file of the snapshot being written" } };
     } else if (arg.st.isFile()) {
       const group = fileGroups.get(arg.abs);
       if (group && groupsDone.has(group)) continue;
@@ -203,7 +208,8 @@ function groupPath(dir: string, g: RotationGroup, firstMemberPath: string): stri
 }
 
 /** One directory's files: rotated log sets grouped, every other file judged on its own. */
-async function* judgeBatch(batch: DirBatch, opts: IngestOptions): AsyncGenerator<Found> {
+async function* judgeBatch(listed: DirBatch, opts: IngestOptions): AsyncGenerator<Found> {
+  const batch = opts.exclude ? { ...listed, files: listed.files.filter((f) => !opts.exclude?.(f.abs)) } : listed;
   for (const skipped of batch.skipped) yield { type: 'skipped', skipped };
   const groups = new Map<string, RotationGroup>();
   for (const g of groupRotated(batch.files.map((f) => f.name))) for (const m of g.members) groups.set(m, g);

@@ -6,6 +6,8 @@
  *                     interrupted or crashed ingest never costs the snapshot that was there before.
  *   S.partial         the ingest in progress, written atomically at every checkpoint.
  *   S.partial.json    its resume record (ResumeRecord below), written atomically right after S.partial.
+ *   S.lock            the pid of the ingest writing S while it runs (src/snapshot/lock.ts): a second ingest
+ *                     into S is refused instead of overwriting the first one's checkpoints.
  *   S.manifest.json   the source files folded into S, with size, mtime and the path each was folded under
  *                     (src/ingest/manifest.ts): saved when an ingest completes; `--append` skips files
  *                     unchanged since, and `ask` ranks those paths for "where / which file" questions
@@ -38,6 +40,8 @@ import { Segmenter } from '../stream/segmenter.js';
 import {
   checkCompatible, newHeader, readSnapshot, writeFileAtomic, writeSnapshot, type Snapshot, type SnapshotCounts,
 } from '../snapshot/file.js';
+import { lockSnapshot } from '../snapshot/lock.js';
+import { isSnapshotFile } from '../snapshot/path.js';
 
 export interface IngestProgress {
   documents: number;
@@ -159,6 +163,16 @@ export function checkIngestPaths(paths: string[], follow = false): void {
 
 export async function runIngest(o: IngestRunOptions): Promise<IngestSummary> {
   checkIngestPaths(o.paths, o.follow);
+  const unlock = lockSnapshot(o.snapshotPath);
+  const exclude = (abs: string) => isSnapshotFile(o.snapshotPath, abs);
+  try {
+    return await lockedIngest({ ...o, sources: { ...o.sources, exclude } });
+  } finally {
+    unlock();
+  }
+}
+
+async function lockedIngest(o: IngestRunOptions): Promise<IngestSummary> {
   const t0 = performance.now();
   const store = await IngestStore.open(o);
   const run = new FoldRun(o, store, t0);
