@@ -94,6 +94,7 @@ def evaluate(model, a, cfg, nseg, n, use_memory=True, seed=10_000):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--memory', default='armt', choices=['armt', 'infini'])
+    p.add_argument('--write_rows', default='mem', choices=['mem', 'all'], help='armt: which rows write the memory (model.py)')
     p.add_argument('--task', default='passkey', choices=['passkey', 'facts'])
     p.add_argument('--facts', type=int, default=4, help='facts per stream (task facts)')
     p.add_argument('--d_model', type=int, default=128)
@@ -127,9 +128,9 @@ def report(dirs):
     """One markdown row per finished run: its variant, how far training got, exact match per evaluated length."""
     runs = [[json.loads(line) for line in open(os.path.join(d, 'log.jsonl'))] for d in dirs]
     segs = sorted({r['eval'] for recs in runs for r in recs if 'eval' in r})
-    print('| run | task | rule | d_key | memory tokens | params | steps | trained up to | memory off | '
+    print('| run | task | rule | writes | d_key | memory tokens | params | steps | trained up to | memory off | '
           + ' | '.join(f'{n} segs' for n in segs) + ' |')
-    print('|' + '---|' * (9 + len(segs)))
+    print('|' + '---|' * (10 + len(segs)))
     for d, recs in zip(dirs, runs):
         a, c = recs[0]['args'], recs[0]['config']
         tr = next(r['trained'] for r in recs if 'trained' in r)
@@ -137,7 +138,8 @@ def report(dirs):
         got = {r['eval']: r['exact'] for r in recs if 'eval' in r}
         task = a['task'] + (f" ({a['facts']})" if a['task'] == 'facts' else '')
         d_key = c['d_key'] if c['memory'] == 'armt' else f"{c['d_model'] // c['n_heads']} per head"
-        print(f"| {os.path.basename(d.rstrip('/'))} | {task} | {c['memory']} | {d_key} | "
+        writes = c.get('write_rows', 'mem') + ' rows' if c['memory'] == 'armt' else 'all rows'
+        print(f"| {os.path.basename(d.rstrip('/'))} | {task} | {c['memory']} | {writes} | {d_key} | "
               f"{c['mem_tokens'] if c['memory'] == 'armt' else '–'} | {recs[0]['params']:,} | {tr['steps']} | "
               f"{tr['reached_segs']} segs | {off:.2f} | " + ' | '.join(f"{got[n]:.2f}" if n in got else '–' for n in segs) + ' |')
 
@@ -150,7 +152,7 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg = Config(name=f'ls-{a.memory}', vocab_size=a.vocab, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
-                 seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory)
+                 seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory, write_rows=a.write_rows)
     model = CtxModel(cfg)
     opt = make_optimizer(model, a.lr, fused=False)
     os.makedirs(a.out, exist_ok=True)

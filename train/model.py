@@ -9,9 +9,10 @@ segment. Two memory rules (config "memory"):
          2*nu*d_mem) and are L2-normalised; memory M (d_key x d_model) and normaliser z (d_key):
            read   x += phi(q) M / (phi(q).z)                         (added to the layer's input)
            write  M += phi(k)^T (sigmoid(w.x) * (v - phi(k) M / (phi(k).z)));  z += coef * phi(k)
-         with write_rows 'all' every text row writes too, through the same gate plus a learned per-layer bias that
-         starts closed (-8), and its normaliser share is gated as well: a name's own token can then key the memory,
-         where a memory token must first gather the name by attention (where_defined never bound names that way).
+         write_rows 'all': every row writes (text and memory tokens, same gate), so a name's own token can key the
+         memory, where a memory token must first gather the name by attention (where_defined never bound names
+         that way). Meant to be trained from scratch: on weights trained with 'mem', the text rows' writes swamp
+         the memory (RUNS.md, run 4).
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
@@ -108,8 +109,6 @@ class Block(nn.Module):
             self.mk = nn.Linear(d, cfg.d_mem, bias=False)
             self.mv = nn.Linear(d, d, bias=False)
             self.mb = nn.Linear(d, 1)       # write gate
-            if cfg.write_rows == 'all':
-                self.text_gate = nn.Parameter(torch.full((1,), -8.0))   # extra gate bias of the text rows
         else:
             self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
 
@@ -119,21 +118,13 @@ class Block(nn.Module):
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype)
 
     def armt_write(self, t, M, z):
-        """t: the writing rows (memory tokens last)."""
         key = dpfp(self.mk(t).float(), self.cfg.dpfp_nu)
         val = self.mv(t).float()
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
-        logit = self.mb(t).float()
-        zshare = torch.ones_like(logit)
-        if self.cfg.write_rows == 'all':
-            n_text = t.shape[1] - self.cfg.mem_tokens
-            is_text = (torch.arange(t.shape[1], device=t.device) < n_text).view(1, -1, 1)
-            logit = logit + is_text * self.text_gate
-            zshare = torch.where(is_text, torch.sigmoid(logit), zshare)
-        gate = torch.sigmoid(logit)
-        return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * zshare * key).sum(1)
+        gate = torch.sigmoid(self.mb(t).float())
+        return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
 
     # ---- forward -----------------------------------------------------------------------------------------
     def forward(self, x, M, z, pos, write, past=None):

@@ -52,4 +52,4 @@ def test_a_short_run_trains_and_evaluates(tmp_path):
     assert recs[-1]['eval'] == 4 and 0 <= recs[-1]['exact'] <= 1
     assert any('trained' in r for r in recs) and (out / 'weights.pt').exists()
     table = subprocess.run(cmd[:2] + ['--report', str(out)], check=True, capture_output=True, text=True).stdout
-    assert '| 2 segs | 4 segs |' in table and "| run | passkey | armt | 48 | 4 |" in table
+    assert '| 2 segs | 4 segs |' in table and "| run | passkey | armt | mem rows | 48 | 4 |" in table
