@@ -2,10 +2,11 @@ import { Flags } from '@oclif/core';
 import { SnapshotCommand } from '../src/cli/base.js';
 import { defaultModelDir } from '../src/engine/model.js';
 import { createServices, noColorFromEnv, startSession } from '../src/tui/index.js';
+import { fileHistory, historyPath } from '../src/tui/history.js';
 
 export default class Tui extends SnapshotCommand {
   static summary = 'Interactive session over the snapshot: ask questions, ingest with live progress, inspect (what `ctx` alone runs).';
-  static description = `Opens a terminal UI over the current snapshot: a question box with history (up/down), answers streamed as they are decoded with their confidence and alternatives (Esc or Ctrl-C cancels an answer), and a header with what the snapshot holds. With no snapshot yet it offers to ingest a path. Commands inside: /ingest PATH, /info, /snapshot PATH, /help, /quit.
+  static description = `Opens a terminal UI over the current snapshot: a question box with history (up/down; kept in <snapshot>.history for the next session), answers streamed as they are decoded with their confidence and alternatives (Esc or Ctrl-C cancels an answer), and a header with what the snapshot holds. With no snapshot yet it offers to ingest a path. Commands inside: /ingest PATH, /info, /snapshot PATH, /help, /quit.
 
 When stdout or stdin is not a terminal it falls back to a plain line mode: one question per line in, answers out. NO_COLOR turns colours off.`;
   static examples = [
@@ -23,6 +24,8 @@ When stdout or stdin is not a terminal it falls back to a plain line mode: one q
   async run(): Promise<void> {
     const { flags } = await this.parse(Tui);
     const services = createServices({ modelDir: flags.model ?? defaultModelDir(), beams: flags.beams, maxTokens: flags['max-tokens'] });
-    await startSession({ services, snapshotPath: this.snapshotPath(flags.snapshot), noColor: noColorFromEnv(), plain: flags.plain });
+    const snapshotPath = this.snapshotPath(flags.snapshot);
+    const history = fileHistory(historyPath(snapshotPath));
+    await startSession({ services, snapshotPath, history, noColor: noColorFromEnv(), plain: flags.plain });
   }
 }

@@ -4,7 +4,7 @@
  */
 import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { useEffect, type ReactElement } from 'react';
@@ -15,6 +15,7 @@ import { parseLine, splitArgs } from '../src/tui/commands.js';
 import { displayText, etaMs, formatProb } from '../src/tui/format.js';
 import { editLine, emptyLine, type LineState } from '../src/tui/line-editor.js';
 import { runLineMode } from '../src/tui/line-mode.js';
+import { fileHistory, historyPath } from '../src/tui/history.js';
 import { createServices } from '../src/tui/services.js';
 import { noColorFromEnv } from '../src/tui/theme.js';
 import type { AskRequest, IngestOutcome, IngestRequest, Services, SnapshotInfo } from '../src/tui/types.js';
@@ -300,6 +301,45 @@ test('up/down walk the history of questions and commands, keeping the line being
   await s.type('\r');
   await s.wait(() => s.asks.length === 3, 'the repeated ask');
   assert.equal(s.asks[2].req.question, 'second question');
+});
+
+test('history across sessions: loaded into the question box, each entered line added once', async () => {
+  const added: string[] = [];
+  const path = '/proj/.ctx/memory.ctx';
+  const fake = fakeServices({ [path]: info(path) });
+  const r = render(<App services={fake.services} snapshotPath={path} now={() => NOW} cwd="/proj"
+    history={{ load: () => ['from yesterday', 'last one'], add: (l) => added.push(l) }} />);
+  const frame = () => r.lastFrame();
+  const type = async (t: string) => { r.stdin.write(t); await new Promise((res) => setTimeout(res, 5)); };
+  await waitFor(frame, has('ask ›'), 'the prompt');
+  await type(UP);
+  await waitFor(frame, (f) => /ask › last one ?$/m.test(f), 'the last line of the earlier session');
+  await type(UP);
+  await waitFor(frame, (f) => /ask › from yesterday ?$/m.test(f), 'the one before');
+  await type('\r');
+  await waitFor(frame, () => fake.asks.length === 1, 'the recalled question asked');
+  assert.equal(fake.asks[0].req.question, 'from yesterday');
+  fake.asks[0].resolve({ answers: [{ text: 'ans', prob: 0.5 }], ms: 1 });
+  await waitFor(frame, has('ask ›'), 'the prompt again');
+  await type('/help\r');
+  await type('\r'); // a blank line is not history
+  await waitFor(frame, () => added.length === 2, 'two lines added');
+  assert.deepEqual(added, ['from yesterday', '/help']);
+});
+
+test('fileHistory: the last lines of <snapshot>.history, trimmed when it grows, silent when it cannot write', () => {
+  const dir = tempDir();
+  const path = historyPath(join(dir, '.ctx', 'memory.ctx'));
+  assert.equal(path, join(dir, '.ctx', 'memory.ctx.history'));
+  const h = fileHistory(path, 3);
+  assert.deepEqual(h.load(), [], 'no file yet');
+  for (const q of ['a?', ' ', 'b?', 'c?', 'd?', 'e?', 'f?', 'g?']) h.add(q);
+  assert.deepEqual(h.load(), ['e?', 'f?', 'g?']);
+  assert.ok(readFileSync(path, 'utf8').split('\n').length <= 2 * 3 + 1, 'rewritten once past twice the cap');
+  writeFileSync(join(dir, 'plain-file'), '');
+  const nowhere = fileHistory(join(dir, 'plain-file', 'sub', 'x.history'));
+  assert.doesNotThrow(() => nowhere.add('q'));
+  assert.deepEqual(nowhere.load(), []);
 });
 
 test('/info, /help, unknown commands, and /quit', async () => {

@@ -37,7 +37,7 @@ export function App(props: AppProps) {
   );
 }
 
-function Session({ services, snapshotPath, cwd, now = Date.now }: AppProps) {
+function Session({ services, snapshotPath, cwd, history, now = Date.now }: AppProps) {
   const { exit } = useApp();
   const columns = useColumns();
   const [model, setModel] = useState<ModelInfo>();
@@ -46,7 +46,7 @@ function Session({ services, snapshotPath, cwd, now = Date.now }: AppProps) {
   const [snapshotError, setSnapshotError] = useState<string>();
   const [busy, setBusy] = useState<Busy | undefined>({ kind: 'loading' });
   const [entries, setEntries] = useState<Entry[]>([]);
-  const [line, setLine] = useState(emptyLine());
+  const [line, setLine] = useState(() => emptyLine(history?.load() ?? []));
   const [quitting, setQuitting] = useState(false);
   // Key presses can arrive faster than React re-renders: the handler always edits the latest line.
   const lineRef = useRef(line);
@@ -182,7 +182,9 @@ function Session({ services, snapshotPath, cwd, now = Date.now }: AppProps) {
       else if (busy.kind === 'loading' && key.ctrl && input === 'c') quit();
       return;
     }
+    const before = lineRef.current.history.length;
     const r = editLine(lineRef.current, input, key);
+    if (r.state.history.length > before) history?.add(r.state.history[r.state.history.length - 1]);
     lineRef.current = r.state;
     setLine(r.state);
     if (r.quit) quit();

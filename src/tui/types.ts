@@ -86,10 +86,18 @@ export interface Services {
   ingest(r: IngestRequest): Promise<IngestOutcome>;
 }
 
+/** The question box's history across sessions (src/tui/history.ts); without one it lasts one session. */
+export interface HistoryStore {
+  load(): string[];
+  add(line: string): void;
+}
+
 /** Settings shared by the Ink app and the line mode. */
 export interface SessionOptions {
   services: Services;
   snapshotPath: string;
+  /** Where questions and commands typed in the Ink app are kept for the next session. */
+  history?: HistoryStore;
   /** No colours at all (NO_COLOR is set). */
   noColor?: boolean;
   /** Base folder for relative paths typed in the session (default: the process's cwd). */
