@@ -4,7 +4,7 @@ import { SnapshotCommand, humanBytes, humanCount, printJson } from '../src/cli/b
 import { ingestProgress } from '../src/cli/progress.js';
 import { checkIngestPaths, estimateTokens, runIngest, skipReasons, type IngestSummary } from '../src/run/ingest.js';
 import { planSources } from '../src/ingest/index.js';
-import { isSnapshotFile } from '../src/snapshot/path.js';
+import { snapshotFiles } from '../src/snapshot/path.js';
 
 export default class Ingest extends SnapshotCommand {
   static summary = 'Fold files, folders, PDFs and logs into the snapshot.';
@@ -44,7 +44,7 @@ The snapshot is replaced only when the ingest completes: until then, checkpoints
     const snapshotPath = this.snapshotPath(flags.snapshot);
     const sources = {
       includeVendored: flags['include-vendored'], includeLockfiles: flags['include-lockfiles'], maxFileBytes: flags['max-file-size'] * 1024,
-      exclude: (abs: string) => isSnapshotFile(snapshotPath, abs),
+      exclude: snapshotFiles(snapshotPath),
     };
     if (flags['dry-run']) return this.dryRun(await planSources(paths, sources), flags.json);
 

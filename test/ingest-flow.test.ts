@@ -15,7 +15,7 @@ import {
 } from '../src/run/ingest.js';
 import { readSnapshot } from '../src/snapshot/file.js';
 import { lockPath } from '../src/snapshot/lock.js';
-import { isSnapshotFile } from '../src/snapshot/path.js';
+import { snapshotFiles } from '../src/snapshot/path.js';
 import { CtxError } from '../src/errors.js';
 import { CLI, ROOT, shippedModel, tempDir } from './helpers.js';
 
@@ -258,6 +258,7 @@ test('a folder holding its own snapshot: the snapshot, its sidecars and its lock
   assert.deepEqual(again.documents, { text: 2 });
   assert.deepEqual(again.skipped, [], 'left out silently, not reported as skipped');
   assert.deepEqual(Object.keys((await loadManifest(snapshotPath)).sources).sort(), [join(dir, 'a.txt'), join(dir, 'b.md')]);
-  assert.ok(isSnapshotFile(snapshotPath, join(dir, '.ctx', '.memory.ctx.123.ab12cd34.tmp')), 'an atomic write\'s temp file');
-  assert.ok(!isSnapshotFile(snapshotPath, join(dir, '.ctx', 'memory.ctxt')) && !isSnapshotFile(snapshotPath, join(dir, 'memory.ctx')));
+  const isSnapshotFile = snapshotFiles(snapshotPath);
+  assert.ok(isSnapshotFile(join(dir, '.ctx', '.memory.ctx.123.ab12cd34.tmp')), 'an atomic write\'s temp file');
+  assert.ok(!isSnapshotFile(join(dir, '.ctx', 'memory.ctxt')) && !isSnapshotFile(join(dir, 'memory.ctx')));
 });

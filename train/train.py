@@ -53,7 +53,7 @@ def parse_args():
     p.add_argument('--families', default=','.join(FAMILIES),
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
     p.add_argument('--def_lead', type=int, help='where_defined curriculum: at most this many tokens of a file before its definition (TaskSampler)')
-    p.add_argument('--win', default='64,768', help='min,max tokens of a file window (TaskSampler win): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined')
+    p.add_argument('--win', help="min,max tokens of a file window (TaskSampler win, default its 64,768): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined")
     p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
@@ -76,9 +76,12 @@ def family_mix(spec):
 
 
 def curriculum(args):
-    """The TaskSampler options the training streams are drawn with (held-out evaluation also reports them)."""
-    lo, hi = (int(x) for x in args.win.split(','))
-    return {'win': (lo, hi), 'def_lead': args.def_lead, 'max_defs': args.max_defs}
+    """The TaskSampler options the training streams are drawn with, those given only (the rest keep the sampler's
+    defaults, the product-like streams): empty when training on those, non-empty when held-out evaluation should
+    also report streams drawn as trained."""
+    opts = {'win': tuple(int(x) for x in args.win.split(',')) if args.win else None,
+            'def_lead': args.def_lead, 'max_defs': args.max_defs}
+    return {k: v for k, v in opts.items() if v is not None}
 
 
 class Batches(torch.utils.data.IterableDataset):
@@ -287,7 +290,7 @@ def main():
                     r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev))
                     if first:
                         r['top1_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev)[0], 3)
-                        if args.win != '64,768' or args.def_lead is not None or args.max_defs is not None:
+                        if curriculum(args):
                             r['top1_as_trained'], r['top3_as_trained'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, as_trained=True))
                             r['top1_as_trained_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, as_trained=True)[0], 3)
                 print(json.dumps(r), flush=True)

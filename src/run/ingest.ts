@@ -41,7 +41,7 @@ import {
   checkCompatible, newHeader, readSnapshot, writeFileAtomic, writeSnapshot, type Snapshot, type SnapshotCounts,
 } from '../snapshot/file.js';
 import { lockSnapshot } from '../snapshot/lock.js';
-import { isSnapshotFile } from '../snapshot/path.js';
+import { snapshotFiles } from '../snapshot/path.js';
 
 export interface IngestProgress {
   documents: number;
@@ -164,9 +164,8 @@ export function checkIngestPaths(paths: string[], follow = false): void {
 export async function runIngest(o: IngestRunOptions): Promise<IngestSummary> {
   checkIngestPaths(o.paths, o.follow);
   const unlock = lockSnapshot(o.snapshotPath);
-  const exclude = (abs: string) => isSnapshotFile(o.snapshotPath, abs);
   try {
-    return await lockedIngest({ ...o, sources: { ...o.sources, exclude } });
+    return await lockedIngest({ ...o, sources: { ...o.sources, exclude: snapshotFiles(o.snapshotPath) } });
   } finally {
     unlock();
   }

@@ -6,13 +6,17 @@ export function resolveSnapshotPath(flag?: string): string {
 }
 
 /**
- * Whether absPath is one of the snapshot's own files: S itself, its sidecars (S.manifest.json, S.partial,
- * S.partial.json, S.lock) or a temp file of an atomic write of any of them (`.S….tmp`, writeFileAtomic).
+ * The test for the snapshot's own files: S itself, its sidecars (S.manifest.json, S.partial, S.partial.json,
+ * S.lock, S.history) or a temp file of an atomic write of any of them (`.S….tmp`, writeFileAtomic).
  * An ingest of a folder that holds its own snapshot (`ctx ingest .` with the default .ctx/memory.ctx) must not
- * fold these: they change under it, and are ctx's data, not the user's.
+ * fold these: they change under it, and are ctx's data, not the user's. S is resolved once: the test runs on
+ * every file of the walk.
  */
-export function isSnapshotFile(snapshotPath: string, absPath: string): boolean {
+export function snapshotFiles(snapshotPath: string): (absPath: string) => boolean {
   const s = resolve(snapshotPath);
-  if (absPath === s || absPath.startsWith(`${s}.`)) return true;
-  return dirname(absPath) === dirname(s) && basename(absPath).startsWith(`.${basename(s)}.`) && absPath.endsWith('.tmp');
+  const dir = dirname(s);
+  const tempPrefix = `.${basename(s)}.`;
+  return (absPath) =>
+    absPath === s || absPath.startsWith(`${s}.`) ||
+    (dirname(absPath) === dir && basename(absPath).startsWith(tempPrefix) && absPath.endsWith('.tmp'));
 }

@@ -8,7 +8,7 @@ import { defaultModelDir, loadModel, type Model } from '../engine/model.js';
 import { planSources } from '../ingest/index.js';
 import { ask, confidence, loadSnapshotFor, type AskSnapshot } from '../run/ask.js';
 import { checkIngestPaths, estimateTokens, runIngest } from '../run/ingest.js';
-import { isSnapshotFile } from '../snapshot/path.js';
+import { snapshotFiles } from '../snapshot/path.js';
 import type { AskOutcome, AskRequest, IngestOutcome, IngestRequest, ModelInfo, Services, SnapshotInfo } from './types.js';
 
 export interface ServiceOptions {
@@ -65,7 +65,7 @@ export function createServices(o: ServiceOptions = {}): Services {
       // onnxruntime-node runs each segment on the main thread, so a concurrent walk would only finish
       // when the fold does.
       const t0 = performance.now();
-      const plan = await planSources(r.paths, { exclude: (abs) => isSnapshotFile(r.snapshotPath, abs) }).catch(() => undefined);
+      const plan = await planSources(r.paths, { exclude: snapshotFiles(r.snapshotPath) }).catch(() => undefined);
       if (plan) {
         r.onEstimate?.({ documents: plan.documents.length, tokens: estimateTokens(plan.documents) });
       }
