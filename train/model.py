@@ -227,9 +227,10 @@ class CtxModel(nn.Module):
     def logits(self, x):
         return self.lnf(x) @ self.emb.weight.T   # tied embedding: saves vocab x d parameters
 
-    def forward(self, segments, qa, targets, use_memory=True, ans_weight=5.0, lm=True):
-        """Training step. segments [B,nseg,N], qa [B,L] question+answer tokens, targets [B,L] (-100 = ignore).
-        Returns loss, lm loss, answer loss, exact-match rate of answers (batch mean)."""
+    def forward(self, segments, qa, targets, use_memory=True, ans_weight=5.0, lm=True, owner=None):
+        """Training step. segments [B,nseg,N], qa [R,L] question+answer tokens, targets [R,L] (-100 = ignore),
+        owner [R]: the stream each question row asks about (None: row i asks about stream i).
+        Returns loss, lm loss, answer loss, exact-match rate of answers (mean over rows)."""
         B, nseg, _ = segments.shape
         state, lm_loss = self.empty_state(B, segments.device), segments.new_zeros((), dtype=torch.float32)
         for i in range(nseg):
@@ -240,6 +241,11 @@ class CtxModel(nn.Module):
             if lm:
                 lg = self.logits(h[:, :-1])
                 lm_loss = lm_loss + F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tok[:, 1:].reshape(-1)) / nseg
+        return self.answer_loss(qa, targets, state if owner is None else state[owner], lm_loss, ans_weight)
+
+    def answer_loss(self, qa, targets, state, lm_loss, ans_weight):
+        """The questions decoded from their streams' memory state [R, state_size]: loss (lm_loss + weighted answer
+        loss), lm loss, answer loss, exact-match rate."""
         logits, _ = self.decode(qa, state)
         ans = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
         mask = targets != -100

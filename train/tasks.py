@@ -49,6 +49,7 @@ class Sample:
     answer: list                  # answer_tokens ids: ... </s>
     family: str
     meta: dict = field(default_factory=dict)
+    more: list = field(default_factory=list)   # further (question, answer) ids about the same stream (ask_all)
 
 
 @dataclass
@@ -163,13 +164,16 @@ def _tok_encode(text):
 
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
-                 max_defs=None):
+                 max_defs=None, ask_all=False):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
         sit a few lines apart, so the model can bind them within one segment before it must across segments.
         max_defs: at most this many files with a renamed definition per repository stream (None: ~80 % of its
-        files), the rest filler: another knob, from one name-to-path binding to remember up to many."""
-        self.def_lead, self.max_defs = def_lead, max_defs
+        files), the rest filler: another knob, from one name-to-path binding to remember up to many.
+        ask_all: where_defined asks about every renamed definition it can (up to 4, in Sample.more), all answered
+        from the one memory state: "a, not b, for this name" in one step, where one question per stream lets the
+        model settle at "one of the renamed files" (RUNS.md, run 4)."""
+        self.def_lead, self.max_defs, self.ask_all = def_lead, max_defs, ask_all
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -461,6 +465,7 @@ class TaskSampler:
         else:
             r.shuffle(cands)
         big = '\n'.join(st.texts)
+        asked = []
         for k in cands[:8]:
             w, path, ti = wins[k]
             own = st.texts[ti]
@@ -470,10 +475,17 @@ class TaskSampler:
                 q = r.choice([f'where is {w.name} defined?', f'which file defines {w.name}?', f'where is the {what} {w.name}?',
                               f'in which file is {w.name} defined?', f'where can I find the definition of {w.name}?',
                               f'Where is {w.name} defined?', f'which file has the {what} {w.name}?'])
-                return self._finish(st, 'where_defined', q, path, dict(
-                    depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
-                    candidates=len(cands), docs=len(st.texts), paths=list(st.paths)))
-        return None
+                asked.append((k, w, q, path))
+                if len(asked) == (4 if self.ask_all else 1):
+                    break
+        if not asked:
+            return None
+        k, w, q, path = asked[0]
+        s = self._finish(st, 'where_defined', q, path, dict(
+            depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
+            candidates=len(cands), docs=len(st.texts), paths=list(st.paths)))
+        s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for _, _, q2, p2 in asked[1:]]
+        return s
 
     def _which_file_topic(self, nseg, depth=None):
         r = self.rng
@@ -779,12 +791,12 @@ class TaskSampler:
 
     # ---------------------------------------------------------------- batches
     def batch(self, bsz, nseg, families=None, qlen=64):
-        """(S [B,nseg,L], Q [B,qlen], Y [B,qlen]) LongTensors; Y[t] = Q[t+1] where Q[t+1] is an answer token
+        """(S [B,nseg,L], Q [R,qlen], Y [R,qlen], owner [R]) LongTensors: R >= B question rows, row r asks about
+        stream owner[r] (one row per stream, more with ask_all); Y[t] = Q[t+1] where Q[t+1] is an answer token
         (the question's tokens and padding are -100), so logits at t are trained to predict the answer."""
         import torch
         S = np.zeros((bsz, nseg, self.L), np.int64)
-        Q = np.zeros((bsz, qlen), np.int64)
-        Y = np.full((bsz, qlen), -100, np.int64)
+        rows, owner = [], []
         names, weights = _family_weights(families)
         for b in range(bsz):
             while True:
@@ -792,11 +804,16 @@ class TaskSampler:
                 if len(s.question) + len(s.answer) <= qlen:
                     break
             S[b] = s.segments
-            qa = s.question + s.answer
-            Q[b, :len(qa)] = qa
-            nq = len(s.question)
-            Y[b, nq - 1:len(qa) - 1] = s.answer
-        return torch.from_numpy(S), torch.from_numpy(Q), torch.from_numpy(Y)
+            for q, a in [(s.question, s.answer)] + s.more:
+                if len(q) + len(a) <= qlen:
+                    rows.append((q, a))
+                    owner.append(b)
+        Q = np.zeros((len(rows), qlen), np.int64)
+        Y = np.full((len(rows), qlen), -100, np.int64)
+        for i, (q, a) in enumerate(rows):
+            Q[i, :len(q) + len(a)] = q + a
+            Y[i, len(q) - 1:len(q) + len(a) - 1] = a
+        return torch.from_numpy(S), torch.from_numpy(Q), torch.from_numpy(Y), torch.tensor(owner)
 
     def eval_set(self, n, nseg, family, seed, **opts):
         """n fixed samples for evaluation (use a split='heldout' sampler); does not disturb the training rng."""

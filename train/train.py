@@ -54,6 +54,7 @@ def parse_args():
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
     p.add_argument('--def_lead', type=int, help='where_defined curriculum: at most this many tokens of a file before its definition (TaskSampler)')
     p.add_argument('--win', help="min,max tokens of a file window (TaskSampler win, default its 64,768): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined")
+    p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
     p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
@@ -94,19 +95,19 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         seed = self.args.seed * 1000 + wid + int(time.time()) % 100000
-        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train', **curriculum(self.args))
+        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train', ask_all=self.args.ask_all,
+                              **curriculum(self.args))
         mix = family_mix(self.args.families)
         while True:
             nseg = self.nseg.value
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * self.cfg.seg_len))
-            S, Q, Y = sampler.batch(bsz, nseg, families=mix)
-            yield nseg, S, Q, Y
+            yield nseg, *sampler.batch(bsz, nseg, families=mix)
 
 
-def run_stream(model, S, Q, Y, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False):
+def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False):
     """Forward over a batch of streams; per-segment activation checkpointing keeps long streams in memory."""
     if not ckpt_segments:
-        return model(S, Q, Y, use_memory=use_memory, lm=lm, ans_weight=ans_weight)
+        return model(S, Q, Y, use_memory=use_memory, lm=lm, ans_weight=ans_weight, owner=owner)
     B, nseg, _ = S.shape
     state = model.empty_state(B, S.device)
     lm_loss = S.new_zeros((), dtype=torch.float32)
@@ -121,11 +122,7 @@ def run_stream(model, S, Q, Y, use_memory=True, lm=True, ans_weight=5.0, ckpt_se
         new, l = checkpoint(seg_fn, S[:, i], state, use_reentrant=False)
         state = new if use_memory else state
         lm_loss = lm_loss + l / nseg
-    logits, _ = model.decode(Q, state)
-    ans = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), Y.reshape(-1), ignore_index=-100)
-    mask = Y != -100
-    exact = ((logits.argmax(-1) == Y) | ~mask).all(-1).float().mean()
-    return lm_loss + ans_weight * ans, lm_loss.detach(), ans.detach(), exact.detach()
+    return model.answer_loss(Q, Y, state if owner is None else state[owner], lm_loss, ans_weight)
 
 
 @torch.no_grad()
@@ -136,9 +133,9 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
     hits, n = 0.0, 0
     bs = max(1, min(32, args.eval_n, 16384 // nseg))   # no gradients: only the state and one segment are live
     while n < args.eval_n:
-        S, Q, Y = sampler.batch(bs, nseg, families=[family])
+        S, Q, Y, owner = sampler.batch(bs, nseg, families=[family])
         with autocast(dev):
-            _, _, _, ex = run_stream(model, S.to(dev), Q.to(dev), Y.to(dev), use_memory=use_memory, lm=False)
+            _, _, _, ex = run_stream(model, S.to(dev), Q.to(dev), Y.to(dev), owner.to(dev), use_memory=use_memory, lm=False)
         hits += float(ex) * bs
         n += bs
     model.train()
@@ -244,16 +241,16 @@ def main():
     t0 = time.time()
     budget = args.minutes * 60
     last_save = time.time()
-    for nseg, S, Q, Y in loader:
+    for nseg, S, Q, Y, owner in loader:
         if time.time() - t0 > budget:
             break
         if nseg != st['nseg']:
             continue   # stale batch from before a curriculum step
-        S, Q, Y = S.to(dev, non_blocking=True), Q.to(dev, non_blocking=True), Y.to(dev, non_blocking=True)
+        S, Q, Y, owner = (t.to(dev, non_blocking=True) for t in (S, Q, Y, owner))
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
         with autocast(dev):
-            loss, lm, ans, ex = run_stream(model, S, Q, Y, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above)
+            loss, lm, ans, ex = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -268,7 +265,7 @@ def main():
             print(json.dumps({'curriculum': st['nseg'], 'step': st['step']}), flush=True)
         if st['step'] % args.log_every == 0:
             el = time.time() - t0
-            print(json.dumps({'step': st['step'], 'nseg': nseg, 'bsz': S.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
+            print(json.dumps({'step': st['step'], 'nseg': nseg, 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int(st['tokens'] / (st['seconds'] + el)) if st['seconds'] + el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2)}), flush=True)
         if time.time() - last_save > 240:

@@ -142,6 +142,24 @@ def test_max_defs_bounds_the_renamed_definitions(pool):
         assert len(wins) <= 1 and len(st.paths) >= 2, 'one renamed definition among filler files'
 
 
+def test_ask_all_asks_every_renamed_definition_of_the_stream(pool):
+    every = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, split='train', win=(32, 256), ask_all=True)
+    more = 0
+    for _ in range(10):
+        s = every.sample(4, 'where_defined')
+        docs = dict(tasks.decode_stream(every.tok, s.segments))
+        asked = [(s.question, s.answer)] + s.more
+        assert len(asked) <= 4 and len({tuple(a) for _, a in asked}) == len(asked), 'different files'
+        for q, a in asked:
+            path = every.tok.decode(a[:-1])
+            assert any(head.endswith(path) for head in docs), path
+        more += len(s.more)
+    assert more > 0, 'some streams have more than one renamed definition to ask about'
+    S, Q, Y, owner = every.batch(6, 4, families=['where_defined'])
+    assert Q.shape[0] == len(owner) >= 6 and owner.tolist() == sorted(owner.tolist())
+    assert set(owner.tolist()) == set(range(6)), 'every stream is asked at least once'
+
+
 def test_which_file_topic_word_is_unique_to_the_answer(heldout):
     for _ in range(10):
         s = heldout.sample(4, 'which_file_topic')
@@ -335,8 +353,8 @@ def test_def_lead_keeps_definitions_near_their_files_start(pool, train):
 
 
 def test_batch_targets_align_with_answers(train):
-    S, Q, Y = train.batch(4, 2, qlen=64)
-    assert S.shape == (4, 2, L) and Q.shape == (4, 64) and Y.shape == (4, 64)
+    S, Q, Y, owner = train.batch(4, 2, qlen=64)
+    assert S.shape == (4, 2, L) and Q.shape == (4, 64) and Y.shape == (4, 64) and owner.tolist() == [0, 1, 2, 3]
     for q, y in zip(Q.tolist(), Y.tolist()):
         t = [i for i, v in enumerate(y) if v != -100]
         assert t == list(range(t[0], t[-1] + 1))
