@@ -166,6 +166,8 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     cfg = Config.load(args.config)
+    if cfg.qk_conv > 1:
+        raise SystemExit('qk_conv is a training experiment: the cached decode graph has no rows before its token')
     model = CtxModel(cfg).eval()
     if args.ckpt:
         model.load_state_dict(load_checkpoint(args.ckpt))

@@ -84,7 +84,7 @@ def evaluate(model, a, cfg, nseg, n, use_memory=True, seed=10_000):
     hits, done = 0.0, 0
     while done < n:
         bs = min(a.eval_batch, n - done)
-        S, QA, Y = batch(g, bs, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts)
+        S, QA, Y = (t.to(a.device) for t in batch(g, bs, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts))
         _, _, _, ex = model(S, QA, Y, use_memory=use_memory, lm=False)
         hits, done = hits + float(ex) * bs, done + bs
     model.train()
@@ -95,6 +95,9 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--memory', default='armt', choices=['armt', 'infini'])
     p.add_argument('--write_rows', default='mem', choices=['mem', 'all'], help='armt: which rows write the memory (model.py)')
+    p.add_argument('--tie_qk', action='store_true', help='armt: keys use the query projection (model.py)')
+    p.add_argument('--qk_conv', type=int, default=0, help='armt: short causal convolution over keys/queries (model.py)')
+    p.add_argument('--device', default='cpu', help="'cuda' on the GPU machine")
     p.add_argument('--task', default='passkey', choices=['passkey', 'facts'])
     p.add_argument('--facts', type=int, default=4, help='facts per stream (task facts)')
     p.add_argument('--d_model', type=int, default=128)
@@ -152,8 +155,9 @@ def main():
         torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     cfg = Config(name=f'ls-{a.memory}', vocab_size=a.vocab, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
-                 seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory, write_rows=a.write_rows)
-    model = CtxModel(cfg)
+                 seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory, write_rows=a.write_rows,
+                 tie_qk=a.tie_qk, qk_conv=a.qk_conv)
+    model = CtxModel(cfg).to(a.device)
     opt = make_optimizer(model, a.lr, fused=False)
     os.makedirs(a.out, exist_ok=True)
     log = open(os.path.join(a.out, 'log.jsonl'), 'a')
@@ -169,7 +173,7 @@ def main():
     nseg, ema, last_up, step, tokens, t0 = a.start_segs, 0.0, 0, 0, 0, time.time()
     while time.time() - t0 < a.minutes * 60:
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
-        S, QA, Y = batch(g, bsz, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts)
+        S, QA, Y = (t.to(a.device) for t in batch(g, bsz, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts))
         set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)

@@ -13,6 +13,14 @@ segment. Two memory rules (config "memory"):
          memory, where a memory token must first gather the name by attention (where_defined never bound names
          that way). Meant to be trained from scratch: on weights trained with 'mem', the text rows' writes swamp
          the memory (RUNS.md, run 4).
+         tie_qk: keys and queries share one projection. With untied ones a question reads the memory blind to the
+         name it asks about (binding_probe.py: the same path wins whatever the name, RUNS.md run 5): the
+         gradients of "a" and "b" questions on a shared generic key cancel. Tied, a name's row in the question
+         already matches the rows that wrote the same name (it did not bind either, run 5).
+         qk_conv: keys and queries mix the few rows before them (a short causal convolution, starting as the
+         identity), so a key can carry the name just before it without an attention head learning to fetch it
+         first: the fix linear-attention models use for associative recall (Based, DeltaNet). Training only:
+         the product's cached decoding would need the last rows of every layer (export.py refuses it).
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
@@ -41,6 +49,8 @@ class Config:
     dpfp_nu: int = 3
     memory: str = 'armt'   # 'armt' | 'infini'
     write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row)
+    tie_qk: bool = False      # armt: keys use the read's query projection (mq), so a token matches its own earlier writes
+    qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
     mlp_mult: int = 4
 
     @property
@@ -97,6 +107,22 @@ def dpfp(x, nu):
     return F.normalize(torch.cat([x] * nu, -1) * rolled, dim=-1)
 
 
+class ShortConv(nn.Module):
+    """Causal depthwise convolution along the rows: out[t] = sum_j w[j] * h[t-j], j < width (identity at start)."""
+
+    def __init__(self, dim, width):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(width, dim))
+        with torch.no_grad():
+            self.w[0] = 1.0
+
+    def forward(self, h):
+        out = h * self.w[0]
+        for j in range(1, self.w.shape[0]):
+            out = out + F.pad(h, (0, 0, j, 0))[:, :h.shape[1]] * self.w[j]
+        return out
+
+
 class Block(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -106,7 +132,10 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, cfg.mlp_mult * d), nn.GELU(), nn.Linear(cfg.mlp_mult * d, d))
         if cfg.memory == 'armt':
             self.mq = nn.Linear(d, cfg.d_mem, bias=False)
-            self.mk = nn.Linear(d, cfg.d_mem, bias=False)
+            self.mk = self.mq if cfg.tie_qk else nn.Linear(d, cfg.d_mem, bias=False)
+            if cfg.qk_conv > 1:
+                self.qconv = ShortConv(cfg.d_mem, cfg.qk_conv)
+                self.kconv = self.qconv if cfg.tie_qk else ShortConv(cfg.d_mem, cfg.qk_conv)
             self.mv = nn.Linear(d, d, bias=False)
             self.mb = nn.Linear(d, 1)       # write gate
         else:
@@ -114,11 +143,13 @@ class Block(nn.Module):
 
     # ---- ARMT memory -------------------------------------------------------------------------------------
     def armt_read(self, x, M, z):
-        q = dpfp(self.mq(x).float(), self.cfg.dpfp_nu)
+        q = self.mq(x)
+        q = dpfp((self.qconv(q) if self.cfg.qk_conv > 1 else q).float(), self.cfg.dpfp_nu)
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype)
 
     def armt_write(self, t, M, z):
-        key = dpfp(self.mk(t).float(), self.cfg.dpfp_nu)
+        key = self.mk(t)
+        key = dpfp((self.kconv(key) if self.cfg.qk_conv > 1 else key).float(), self.cfg.dpfp_nu)
         val = self.mv(t).float()
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
@@ -134,6 +165,7 @@ class Block(nn.Module):
         cfg = self.cfg
         B, T, D = x.shape
         if cfg.memory == 'armt':
+            assert past is None or cfg.qk_conv <= 1, 'qk_conv: no cached decoding (training only)'
             x = self.armt_read(x, M, z)
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, cfg.n_heads, cfg.d_head).permute(2, 0, 3, 1, 4)
         q, k = rope(q, pos), rope(k, pos)

@@ -483,7 +483,8 @@ class TaskSampler:
         k, w, q, path = asked[0]
         s = self._finish(st, 'where_defined', q, path, dict(
             depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
-            candidates=len(cands), docs=len(st.texts), paths=list(st.paths)))
+            candidates=len(cands), docs=len(st.texts), paths=list(st.paths),
+            asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]))
         s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for _, _, q2, p2 in asked[1:]]
         return s
 

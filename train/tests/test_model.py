@@ -120,3 +120,26 @@ def test_load_checkpoint_reads_whole_split_and_gzipped_weights(tmp_path):
     for path in ('whole.pt', 'split.pt', 'packed.pt'):
         got = load_checkpoint(str(tmp_path / path))
         assert got.keys() == sd.keys() and all(torch.equal(got[k], sd[k].float()) for k in sd)
+
+
+def test_tied_keys_share_the_query_projection():
+    cfg = Config(vocab_size=64, d_model=32, n_layers=1, n_heads=2, seg_len=8, mem_tokens=2, d_mem=8, write_rows='all', tie_qk=True)
+    blk = CtxModel(cfg).blocks[0]
+    assert blk.mk is blk.mq
+
+
+def test_qk_conv_starts_as_the_identity_and_is_causal():
+    torch.manual_seed(0)
+    base = Config(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=8, mem_tokens=2, d_mem=8)
+    plain, conv = CtxModel(base), CtxModel(Config(**{**base.__dict__, 'qk_conv': 3}))
+    conv.load_state_dict(plain.state_dict(), strict=False)
+    tok = torch.randint(0, 64, (2, 8))
+    s0 = plain.fold(tok, plain.empty_state(2))
+    assert torch.allclose(conv.fold(tok, conv.empty_state(2)), s0, atol=1e-6), 'identity at start'
+    sc = conv.blocks[0].qconv
+    with torch.no_grad():
+        sc.w.normal_()
+    h = torch.randn(1, 6, 8)
+    later = h.clone()
+    later[:, 4:] += 1.0
+    assert torch.allclose(sc(h)[:, :4], sc(later)[:, :4]) and not torch.allclose(sc(h)[:, 4:], sc(later)[:, 4:])

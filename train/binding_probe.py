@@ -1,0 +1,107 @@
+"""Why is "where is X defined?" stuck at "one of the renamed files"? A probe of trained weights.
+
+On held-out where_defined streams with two or more renamed definitions (TaskSampler ask_all), every asked
+question is scored against every asked path (log-likelihood of the path as the answer, from the memory state).
+For a stream with names a, b and paths A, B the model binds when A wins for a and B wins for b. Reported:
+
+  bound       the right path wins for every question of the stream
+  blind       the same path wins whatever the question asks (the memory answers "a renamed file", not which)
+  latest      among blind streams, the winner is the path whose definition came last (a delta-rule memory with
+              one generic key keeps the last write)
+  margin      mean over questions of  score(own path) - score(other asked path): ~0 when the question is ignored
+  q_effect    mean |score(A | a) - score(A | b)|: how much the question moves a path's score at all
+
+  /usr/bin/python3 train/binding_probe.py --config train/configs/ctx-small-allrows.json \\
+      --weights runs/ctx-small-allrows-s3/weights.pt --pool /tmp/pool-small.pkl.gz --n 64
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from export import load_checkpoint  # noqa: E402
+from model import Config, CtxModel  # noqa: E402
+from stream import answer_tokens  # noqa: E402
+from tasks import TaskSampler  # noqa: E402
+
+TOKENIZER = os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model')
+
+
+@torch.no_grad()
+def scores(model, state, questions, answers):
+    """score[i][j]: log-likelihood of answers[j] (token ids) as the answer to questions[i] (prompt ids)."""
+    rows = [(i, j, q + a) for i, q in enumerate(questions) for j, a in enumerate(answers)]
+    T = max(len(r) for _, _, r in rows)
+    Q = torch.zeros(len(rows), T, dtype=torch.long)
+    for k, (_, _, r) in enumerate(rows):
+        Q[k, :len(r)] = torch.tensor(r)
+    logits, _ = model.decode(Q, state.expand(len(rows), -1))
+    lp = torch.log_softmax(logits.float(), -1)
+    out = [[0.0] * len(answers) for _ in questions]
+    for k, (i, j, r) in enumerate(rows):
+        nq = len(questions[i])
+        out[i][j] = float(lp[k, nq - 1:len(r) - 1].gather(-1, Q[k, nq:len(r), None]).sum())
+    return out
+
+
+def probe(model, sampler, n, nseg):
+    """Scores of n held-out streams with two or more asked definitions: [(score matrix, definition depths)]."""
+    out = []
+    while len(out) < n:
+        s = sampler.sample(nseg, 'where_defined')
+        if not s.more:
+            continue
+        questions = [s.question] + [q for q, _ in s.more]
+        answers = [answer_tokens(sampler.tok, s.meta['answer'])] + [a for _, a in s.more]
+        state = model.empty_state(1)
+        for seg in torch.from_numpy(s.segments.astype('int64')):
+            state = model.fold(seg[None], state)
+        out.append((scores(model, state, questions, answers), s.meta['asked_depths']))
+    return out
+
+
+def tally(streams):
+    """The numbers of the module doc from [(score[question][path], depth of each path's definition)]."""
+    bound = blind = latest = 0
+    margins, effects = [], []
+    for sc, depths in streams:
+        k = len(sc)
+        wins = [max(range(k), key=lambda j: row[j]) for row in sc]
+        bound += wins == list(range(k))
+        if len(set(wins)) == 1:
+            blind += 1
+            latest += wins[0] == max(range(k), key=lambda j: depths[j])
+        margins += [row[i] - max(row[j] for j in range(k) if j != i) for i, row in enumerate(sc)]
+        effects += [max(sc[i][j] for i in range(k)) - min(sc[i][j] for i in range(k)) for j in range(k)]
+    n = len(streams)
+    return {'streams': n, 'bound': round(bound / n, 3), 'blind': round(blind / n, 3),
+            'latest_of_blind': round(latest / max(1, blind), 3), 'margin': round(sum(margins) / len(margins), 3),
+            'q_effect': round(sum(effects) / len(effects), 3)}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--config', required=True)
+    p.add_argument('--weights', required=True, help='state_dict (or its .00/.01 parts)')
+    p.add_argument('--pool', required=True)
+    p.add_argument('--n', type=int, default=64, help='streams with two or more asked definitions')
+    p.add_argument('--nseg', type=int, default=2)
+    p.add_argument('--win', default='256,768')
+    p.add_argument('--def_lead', type=int, default=32)
+    p.add_argument('--max_defs', type=int, default=2)
+    p.add_argument('--seed', type=int, default=4242)
+    a = p.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = CtxModel(Config.load(a.config))
+    model.load_state_dict({k: v.float() for k, v in load_checkpoint(a.weights).items()})
+    model.eval()
+    sampler = TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True,
+                          win=tuple(int(x) for x in a.win.split(',')), def_lead=a.def_lead, max_defs=a.max_defs)
+    print(json.dumps({'weights': a.weights, 'nseg': a.nseg, **tally(probe(model, sampler, a.n, a.nseg))}))
+
+
+if __name__ == '__main__':
+    main()
