@@ -8,11 +8,9 @@
  * `docPath` came later than the rest: a manifest written before it (or by a ctx that drops it) has sources
  * without one. Such a manifest still serves `--append`; it only lists no candidate paths.
  */
-import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { open, rename, unlink } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { CtxError } from '../errors.js';
+import { writeFileAtomic } from '../snapshot/file.js';
 import type { DocKind } from './types.js';
 
 export const MANIFEST_VERSION = 1;
@@ -95,39 +93,13 @@ export function documentPaths(manifest: Manifest): string[] | undefined {
   return [...new Set(sources.map((s) => s.docPath as string))].sort();
 }
 
-/** Atomic: a temporary file in the same directory, flushed to disk, then renamed over the old manifest
- *  (and the directory flushed, so the rename itself survives a crash). */
+/** Atomic (writeFileAtomic): an interrupted save leaves the previous manifest whole. Sorted, so that the same
+ *  sources give the same bytes. */
 export async function saveManifest(snapshotPath: string, manifest: Manifest): Promise<void> {
-  const file = manifestPath(snapshotPath);
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const sorted: Manifest = {
     version: MANIFEST_VERSION,
     sources: Object.fromEntries(Object.entries(manifest.sources).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
   };
-  try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(`${JSON.stringify(sorted, null, 1)}\n`);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  await syncDir(dirname(file));
+  writeFileAtomic(manifestPath(snapshotPath), `${JSON.stringify(sorted, null, 1)}\n`);
 }
 
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r').catch(() => undefined);
-  if (!fh) return; // some platforms cannot open directories; the rename is still atomic there
-  try {
-    await fh.sync();
-  } catch {
-    // fsync on a directory is not supported everywhere (EINVAL, EISDIR): durability is best effort there
-  } finally {
-    await fh.close();
-  }
-}

@@ -131,11 +131,22 @@ export function checkCompatible(header: SnapshotHeader, config: ModelConfig, pat
   }
 }
 
+/** The temp file an atomic write of `path` goes through: hidden, beside it, unique to the process and the call. */
+function atomicTempPath(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Whether absPath is the temp file of an atomic write of `path` or of a file named `path.<suffix>`. */
+export function isAtomicTempOf(path: string, absPath: string): boolean {
+  const name = basename(absPath);
+  return dirname(absPath) === dirname(path) && name.startsWith(`.${basename(path)}.`) && name.endsWith('.tmp');
+}
+
 /** Write bytes to path atomically: the old file stays whole until the new one is complete on disk. */
 export function writeFileAtomic(path: string, data: Buffer | string): void {
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const tmp = atomicTempPath(path);
   const fd = openSync(tmp, 'w', 0o644);
   try {
     const buf = typeof data === 'string' ? Buffer.from(data) : data;

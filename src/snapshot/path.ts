@@ -1,4 +1,5 @@
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
+import { isAtomicTempOf } from './file.js';
 
 /** Where the snapshot lives: --snapshot, else $CTX_SNAPSHOT, else .ctx/memory.ctx in the current folder. */
 export function resolveSnapshotPath(flag?: string): string {
@@ -14,9 +15,5 @@ export function resolveSnapshotPath(flag?: string): string {
  */
 export function snapshotFiles(snapshotPath: string): (absPath: string) => boolean {
   const s = resolve(snapshotPath);
-  const dir = dirname(s);
-  const tempPrefix = `.${basename(s)}.`;
-  return (absPath) =>
-    absPath === s || absPath.startsWith(`${s}.`) ||
-    (dirname(absPath) === dir && basename(absPath).startsWith(tempPrefix) && absPath.endsWith('.tmp'));
+  return (absPath) => absPath === s || absPath.startsWith(`${s}.`) || isAtomicTempOf(s, absPath);
 }
