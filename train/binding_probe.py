@@ -8,6 +8,7 @@ For a stream with names a, b and paths A, B the model binds when A wins for a an
   blind       the same path wins whatever the question asks (the memory answers "a renamed file", not which)
   latest      among blind streams, the winner is the path whose definition came last (a delta-rule memory with
               one generic key keeps the last write)
+Also apart for streams whose definitions lie in different segments and those where they share one.
   margin      mean over questions of  score(own path) - score(other asked path): ~0 when the question is ignored
   q_effect    mean |score(A | a) - score(A | b)|: how much the question moves a path's score at all
 
@@ -100,7 +101,12 @@ def main():
     model.eval()
     sampler = TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True,
                           win=tuple(int(x) for x in a.win.split(',')), def_lead=a.def_lead, max_defs=a.max_defs)
-    print(json.dumps({'weights': a.weights, 'nseg': a.nseg, **tally(probe(model, sampler, a.n, a.nseg))}))
+    streams = probe(model, sampler, a.n, a.nseg)
+    # ARMT's own retrieval tasks hold one pair per segment; here two definitions often share one: report apart
+    apart = [st for st in streams if len({int(d * a.nseg) for d in st[1]}) == len(st[1])]
+    shared = [st for st in streams if st not in apart]
+    print(json.dumps({'weights': a.weights, 'nseg': a.nseg, **tally(streams),
+                      'one_per_segment': tally(apart) if apart else None, 'sharing_a_segment': tally(shared) if shared else None}))
 
 
 if __name__ == '__main__':
