@@ -8,9 +8,10 @@ For a stream with names a, b and paths A, B the model binds when A wins for a an
   blind       the same path wins whatever the question asks (the memory answers "a renamed file", not which)
   latest      among blind streams, the winner is the path whose definition came last (a delta-rule memory with
               one generic key keeps the last write)
-Also apart for streams whose definitions lie in different segments and those where they share one.
   margin      mean over questions of  score(own path) - score(other asked path): ~0 when the question is ignored
   q_effect    mean |score(A | a) - score(A | b)|: how much the question moves a path's score at all
+
+The same numbers follow for the streams whose definitions each have a segment of their own, and for the rest.
 
   /usr/bin/python3 train/binding_probe.py --config train/configs/ctx-small-allrows.json \\
       --weights runs/ctx-small-allrows-s3/weights.pt --pool /tmp/pool-small.pkl.gz --n 64
@@ -27,25 +28,9 @@ from export import load_checkpoint  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 from stream import answer_tokens  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
+from train import answer_logliks, fold_sample  # noqa: E402
 
 TOKENIZER = os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model')
-
-
-@torch.no_grad()
-def scores(model, state, questions, answers):
-    """score[i][j]: log-likelihood of answers[j] (token ids) as the answer to questions[i] (prompt ids)."""
-    rows = [(i, j, q + a) for i, q in enumerate(questions) for j, a in enumerate(answers)]
-    T = max(len(r) for _, _, r in rows)
-    Q = torch.zeros(len(rows), T, dtype=torch.long)
-    for k, (_, _, r) in enumerate(rows):
-        Q[k, :len(r)] = torch.tensor(r)
-    logits, _ = model.decode(Q, state.expand(len(rows), -1))
-    lp = torch.log_softmax(logits.float(), -1)
-    out = [[0.0] * len(answers) for _ in questions]
-    for k, (i, j, r) in enumerate(rows):
-        nq = len(questions[i])
-        out[i][j] = float(lp[k, nq - 1:len(r) - 1].gather(-1, Q[k, nq:len(r), None]).sum())
-    return out
 
 
 def probe(model, sampler, n, nseg):
@@ -57,10 +42,10 @@ def probe(model, sampler, n, nseg):
             continue
         questions = [s.question] + [q for q, _ in s.more]
         answers = [answer_tokens(sampler.tok, s.meta['answer'])] + [a for _, a in s.more]
-        state = model.empty_state(1)
-        for seg in torch.from_numpy(s.segments.astype('int64')):
-            state = model.fold(seg[None], state)
-        out.append((scores(model, state, questions, answers), s.meta['asked_depths']))
+        state = fold_sample(model, s.segments)
+        flat = answer_logliks(model, state, [(q, a) for q in questions for a in answers])
+        k = len(answers)
+        out.append(([flat[i * k:(i + 1) * k] for i in range(len(questions))], s.meta['asked_depths']))
     return out
 
 
@@ -103,8 +88,9 @@ def main():
                           win=tuple(int(x) for x in a.win.split(',')), def_lead=a.def_lead, max_defs=a.max_defs)
     streams = probe(model, sampler, a.n, a.nseg)
     # ARMT's own retrieval tasks hold one pair per segment; here two definitions often share one: report apart
-    apart = [st for st in streams if len({int(d * a.nseg) for d in st[1]}) == len(st[1])]
-    shared = [st for st in streams if st not in apart]
+    apart, shared = [], []
+    for st in streams:
+        (apart if len({int(d * a.nseg) for d in st[1]}) == len(st[1]) else shared).append(st)
     print(json.dumps({'weights': a.weights, 'nseg': a.nseg, **tally(streams),
                       'one_per_segment': tally(apart) if apart else None, 'sharing_a_segment': tally(shared) if shared else None}))
 

@@ -133,9 +133,9 @@ class Block(nn.Module):
         if cfg.memory == 'armt':
             self.mq = nn.Linear(d, cfg.d_mem, bias=False)
             self.mk = self.mq if cfg.tie_qk else nn.Linear(d, cfg.d_mem, bias=False)
-            if cfg.qk_conv > 1:
-                self.qconv = ShortConv(cfg.d_mem, cfg.qk_conv)
-                self.kconv = self.qconv if cfg.tie_qk else ShortConv(cfg.d_mem, cfg.qk_conv)
+            conv = (lambda: ShortConv(cfg.d_mem, cfg.qk_conv)) if cfg.qk_conv > 1 else nn.Identity
+            self.qconv = conv()
+            self.kconv = self.qconv if cfg.tie_qk else conv()
             self.mv = nn.Linear(d, d, bias=False)
             self.mb = nn.Linear(d, 1)       # write gate
         else:
@@ -143,13 +143,11 @@ class Block(nn.Module):
 
     # ---- ARMT memory -------------------------------------------------------------------------------------
     def armt_read(self, x, M, z):
-        q = self.mq(x)
-        q = dpfp((self.qconv(q) if self.cfg.qk_conv > 1 else q).float(), self.cfg.dpfp_nu)
+        q = dpfp(self.qconv(self.mq(x)).float(), self.cfg.dpfp_nu)
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype)
 
     def armt_write(self, t, M, z):
-        key = self.mk(t)
-        key = dpfp((self.kconv(key) if self.cfg.qk_conv > 1 else key).float(), self.cfg.dpfp_nu)
+        key = dpfp(self.kconv(self.mk(t)).float(), self.cfg.dpfp_nu)
         val = self.mv(t).float()
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm

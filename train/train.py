@@ -143,6 +143,30 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
 
 
 @torch.no_grad()
+def fold_sample(model, segments, dev='cpu'):
+    """The memory state after folding a sample's segments (int array [nseg, seg_len]) one by one, as the product does."""
+    state = model.empty_state(1, dev)
+    for seg in torch.from_numpy(segments.astype('int64')).to(dev):
+        state = model.fold(seg[None], state)
+    return state
+
+
+@torch.no_grad()
+def answer_logliks(model, state, pairs):
+    """Log-likelihood of each (question prompt ids, answer ids) pair's answer, decoded from the one memory state
+    [1, state_size]: how the product ranks candidate answers (src/engine/decode.ts, scoreAnswers)."""
+    rows = [q + a for q, a in pairs]
+    Q = torch.zeros(len(rows), max(map(len, rows)), dtype=torch.long)
+    for i, r in enumerate(rows):
+        Q[i, :len(r)] = torch.tensor(r)
+    Q = Q.to(state.device)
+    logits, _ = model.decode(Q, state.expand(len(rows), -1))
+    lp = torch.log_softmax(logits.float(), -1)
+    return [float(lp[i, len(q) - 1:len(r) - 1].gather(-1, Q[i, len(q):len(r), None]).sum())
+            for i, ((q, _), r) in enumerate(zip(pairs, rows))]
+
+
+@torch.no_grad()
 def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False):
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
@@ -153,21 +177,10 @@ def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trai
     top1 = top3 = 0
     for _ in range(args.eval_n):
         s = sampler.sample(nseg, 'where_defined')
-        state = model.empty_state(1, dev)
+        paths = s.meta['paths']
         with autocast(dev):
-            if use_memory:
-                for seg in torch.from_numpy(s.segments.astype('int64')).to(dev):
-                    state = model.fold(seg[None], state)
-            paths = s.meta['paths']
-            rows = [s.question + answer_tokens(sampler.tok, p) for p in paths]
-            T = max(map(len, rows))
-            Q = torch.zeros(len(rows), T, dtype=torch.long)
-            for i, r in enumerate(rows):
-                Q[i, :len(r)] = torch.tensor(r)
-            logits, _ = model.decode(Q.to(dev), state.expand(len(rows), -1))
-        lp = torch.log_softmax(logits.float(), -1)
-        nq = len(s.question)
-        score = [float(lp[i, nq - 1:len(r) - 1].gather(-1, Q[i, nq:len(r), None].to(dev)).sum()) for i, r in enumerate(rows)]
+            state = fold_sample(model, s.segments, dev) if use_memory else model.empty_state(1, dev)
+            score = answer_logliks(model, state, [(s.question, answer_tokens(sampler.tok, p)) for p in paths])
         order = sorted(range(len(paths)), key=lambda i: -score[i])
         rank = [paths[i] for i in order].index(s.meta['answer'])
         top1 += rank == 0
