@@ -5,8 +5,10 @@ tokens, so that it runs on two CPU cores in minutes and isolates the memory from
 tokenizer, nothing to memorise (every key and value is drawn per sample). Two tasks:
 
   passkey  one "KEY d d d d d" somewhere in the stream; question "Q" -> the 5 digits
-  facts    F facts "KEY a b VAL d d d" spread over the stream; question "Q a b" about one of them -> its 3 digits
-           (the repository question in miniature: many similar writes that interfere)
+  facts    F facts "KEY a b VAL d d d" spread over the stream; question "Q a b VAL" about one of them -> its 3
+           digits (the repository question in miniature: many similar writes that interfere). --question name
+           drops VAL from the question ("Q a b" -> d d d), so the first digit is predicted on the name's own row;
+           --spread puts each fact in a segment of its own (ARMT's retrieval layout).
 
 Training lengthens the stream (--start_segs, doubling) whenever the running exact match reaches --mastery, as
 train.py does; at the end, held-out accuracy is measured at every length of --eval_segs with fresh samples,
@@ -39,15 +41,18 @@ def insert(stream, at, toks):
     stream[at:at + len(toks)] = toks
 
 
-def fact_slots(g, nseg, seg_len, n, width):
+def fact_slots(g, nseg, seg_len, n, width, spread=False):
     """n distinct start positions, each with the whole fact inside one segment (a fact cut by a segment
-    boundary would test the local attention's reach, not the memory)."""
+    boundary would test the local attention's reach, not the memory); spread: each in a segment of its own."""
     per_seg = seg_len // width
+    if spread:
+        segs = torch.randperm(nseg, generator=g)[:n]
+        return [int(s) * seg_len + int(torch.randint(0, per_seg, (1,), generator=g)) * width for s in segs]
     cells = torch.randperm(nseg * per_seg, generator=g)[:n]
     return [int(c // per_seg) * seg_len + int(c % per_seg) * width for c in cells]
 
 
-def sample(g, task, nseg, seg_len, vocab, facts):
+def sample(g, task, nseg, seg_len, vocab, facts, question='val', spread=False):
     """One stream [nseg*seg_len], question+answer tokens, and targets (-100 outside the answer)."""
     stream = torch.randint(FIRST_FILLER, vocab, (nseg * seg_len,), generator=g)
     if task == 'passkey':
@@ -56,7 +61,7 @@ def sample(g, task, nseg, seg_len, vocab, facts):
         insert(stream, at, torch.cat([torch.tensor([KEY]), digits]))
         qa = torch.cat([torch.tensor([Q]), digits])
     else:
-        slots = fact_slots(g, nseg, seg_len, facts, 7)
+        slots = fact_slots(g, nseg, seg_len, facts, 7, spread)
         names = torch.randint(FIRST_FILLER, vocab, (facts, 2), generator=g)
         while len({tuple(n.tolist()) for n in names}) < facts:      # the question must name one fact only
             names = torch.randint(FIRST_FILLER, vocab, (facts, 2), generator=g)
@@ -64,15 +69,17 @@ def sample(g, task, nseg, seg_len, vocab, facts):
         for at, name, value in zip(slots, names, values):
             insert(stream, at, torch.cat([torch.tensor([KEY]), name, torch.tensor([VAL]), value]))
         ask = int(torch.randint(0, facts, (1,), generator=g))
-        qa = torch.cat([torch.tensor([Q]), names[ask], torch.tensor([VAL]), values[ask]])
+        sep = [VAL] if question == 'val' else []
+        qa = torch.cat([torch.tensor([Q]), names[ask], torch.tensor(sep, dtype=torch.long), values[ask]])
     target = torch.full_like(qa, -100)
     n_ans = 5 if task == 'passkey' else 3
     target[-n_ans - 1:-1] = qa[-n_ans:]          # logits at i predict token i+1
     return stream.view(nseg, seg_len), qa, target
 
 
-def batch(g, bsz, task, nseg, seg_len, vocab, facts):
-    rows = [sample(g, task, nseg, seg_len, vocab, facts) for _ in range(bsz)]
+def batch(g, a, bsz, nseg, seg_len, vocab):
+    """bsz samples of the task a.task (a: the parsed arguments) as stacked tensors."""
+    rows = [sample(g, a.task, nseg, seg_len, vocab, a.facts, a.question, a.spread) for _ in range(bsz)]
     return tuple(torch.stack(col) for col in zip(*rows))
 
 
@@ -84,7 +91,7 @@ def evaluate(model, a, cfg, nseg, n, use_memory=True, seed=10_000):
     hits, done = 0.0, 0
     while done < n:
         bs = min(a.eval_batch, n - done)
-        S, QA, Y = (t.to(a.device) for t in batch(g, bs, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts))
+        S, QA, Y = (t.to(a.device) for t in batch(g, a, bs, nseg, cfg.seg_len, cfg.vocab_size))
         _, _, _, ex = model(S, QA, Y, use_memory=use_memory, lm=False)
         hits, done = hits + float(ex) * bs, done + bs
     model.train()
@@ -100,6 +107,9 @@ def parse_args():
     p.add_argument('--device', default='cpu', help="'cuda' on the GPU machine")
     p.add_argument('--task', default='passkey', choices=['passkey', 'facts'])
     p.add_argument('--facts', type=int, default=4, help='facts per stream (task facts)')
+    p.add_argument('--question', default='val', choices=['val', 'name'],
+                   help="facts: 'val' asks \"Q a b VAL\", 'name' asks \"Q a b\" (answer starts on the name's row)")
+    p.add_argument('--spread', action='store_true', help='facts: each fact in a segment of its own (needs segs >= facts)')
     p.add_argument('--d_model', type=int, default=128)
     p.add_argument('--n_layers', type=int, default=4)
     p.add_argument('--n_heads', type=int, default=4)
@@ -173,7 +183,7 @@ def main():
     nseg, ema, last_up, step, tokens, t0 = a.start_segs, 0.0, 0, 0, 0, time.time()
     while time.time() - t0 < a.minutes * 60:
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
-        S, QA, Y = (t.to(a.device) for t in batch(g, bsz, a.task, nseg, cfg.seg_len, cfg.vocab_size, a.facts))
+        S, QA, Y = (t.to(a.device) for t in batch(g, a, bsz, nseg, cfg.seg_len, cfg.vocab_size))
         set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+from types import SimpleNamespace
+
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
@@ -35,9 +37,26 @@ def test_facts_sample_asks_about_exactly_one_stored_fact():
     assert [t for t in y.tolist() if t != -100] == asked[-3:]
 
 
+def test_question_name_drops_val_so_the_first_digit_follows_the_name():
+    g = torch.Generator().manual_seed(5)
+    S, qa, y = ls.sample(g, 'facts', 2, 32, 256, 2, question='name')
+    flat = S.flatten().tolist()
+    facts = [flat[i + 1:i + 7] for i, t in enumerate(flat) if t == ls.KEY]
+    name, digits = qa[1:3].tolist(), qa[3:].tolist()
+    assert len(qa) == 6 and name + [ls.VAL] + digits in facts
+    assert y.tolist() == [-100, -100] + digits + [-100], 'the name\'s last row predicts the first digit'
+
+
+def test_spread_puts_each_fact_in_a_segment_of_its_own():
+    for seed in range(20):
+        S, _, _ = ls.sample(torch.Generator().manual_seed(seed), 'facts', 3, 32, 256, 3, spread=True)
+        assert [row.tolist().count(ls.KEY) for row in S] == [1, 1, 1]
+
+
 def test_samples_differ_per_draw_and_repeat_per_seed():
-    a = ls.batch(torch.Generator().manual_seed(1), 4, 'passkey', 2, 32, 256, 0)
-    b = ls.batch(torch.Generator().manual_seed(1), 4, 'passkey', 2, 32, 256, 0)
+    a_ = SimpleNamespace(task='passkey', facts=0, question='val', spread=False)
+    a = ls.batch(torch.Generator().manual_seed(1), a_, 4, 2, 32, 256)
+    b = ls.batch(torch.Generator().manual_seed(1), a_, 4, 2, 32, 256)
     assert all(torch.equal(x, z) for x, z in zip(a, b))
     assert len({tuple(q.tolist()) for q in a[1]}) > 1
 
