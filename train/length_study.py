@@ -8,7 +8,8 @@ tokenizer, nothing to memorise (every key and value is drawn per sample). Two ta
   facts    F facts "KEY a b VAL d d d" spread over the stream; question "Q a b VAL" about one of them -> its 3
            digits (the repository question in miniature: many similar writes that interfere). --question name
            drops VAL from the question ("Q a b" -> d d d), so the first digit is predicted on the name's own row;
-           --spread puts each fact in a segment of its own (ARMT's retrieval layout).
+           --spread puts each fact in a segment of its own (ARMT's retrieval layout); --order value_first
+           writes "KEY d d d VAL a b" (the value before its name, as a file's path comes before its definitions).
 
 Training lengthens the stream (--start_segs, doubling) whenever the running exact match reaches --mastery, as
 train.py does; at the end, held-out accuracy is measured at every length of --eval_segs with fresh samples,
@@ -52,7 +53,7 @@ def fact_slots(g, nseg, seg_len, n, width, spread=False):
     return [int(c // per_seg) * seg_len + int(c % per_seg) * width for c in cells]
 
 
-def sample(g, task, nseg, seg_len, vocab, facts, question='val', spread=False):
+def sample(g, task, nseg, seg_len, vocab, facts, question='val', spread=False, order='name_first'):
     """One stream [nseg*seg_len], question+answer tokens, and targets (-100 outside the answer)."""
     stream = torch.randint(FIRST_FILLER, vocab, (nseg * seg_len,), generator=g)
     if task == 'passkey':
@@ -67,7 +68,8 @@ def sample(g, task, nseg, seg_len, vocab, facts, question='val', spread=False):
             names = torch.randint(FIRST_FILLER, vocab, (facts, 2), generator=g)
         values = DIGITS[torch.randint(0, 10, (facts, 3), generator=g)]
         for at, name, value in zip(slots, names, values):
-            insert(stream, at, torch.cat([torch.tensor([KEY]), name, torch.tensor([VAL]), value]))
+            first, second = (name, value) if order == 'name_first' else (value, name)
+            insert(stream, at, torch.cat([torch.tensor([KEY]), first, torch.tensor([VAL]), second]))
         ask = int(torch.randint(0, facts, (1,), generator=g))
         sep = [VAL] if question == 'val' else []
         qa = torch.cat([torch.tensor([Q]), names[ask], torch.tensor(sep, dtype=torch.long), values[ask]])
@@ -79,7 +81,7 @@ def sample(g, task, nseg, seg_len, vocab, facts, question='val', spread=False):
 
 def batch(g, a, bsz, nseg, seg_len, vocab):
     """bsz samples of the task a.task (a: the parsed arguments) as stacked tensors."""
-    rows = [sample(g, a.task, nseg, seg_len, vocab, a.facts, a.question, a.spread) for _ in range(bsz)]
+    rows = [sample(g, a.task, nseg, seg_len, vocab, a.facts, a.question, a.spread, a.order) for _ in range(bsz)]
     return tuple(torch.stack(col) for col in zip(*rows))
 
 
@@ -109,6 +111,8 @@ def parse_args():
     p.add_argument('--facts', type=int, default=4, help='facts per stream (task facts)')
     p.add_argument('--question', default='val', choices=['val', 'name'],
                    help="facts: 'val' asks \"Q a b VAL\", 'name' asks \"Q a b\" (answer starts on the name's row)")
+    p.add_argument('--order', default='name_first', choices=['name_first', 'value_first'],
+                   help='facts: "KEY a b VAL d d d" or "KEY d d d VAL a b"')
     p.add_argument('--spread', action='store_true', help='facts: each fact in a segment of its own (needs segs >= facts)')
     p.add_argument('--d_model', type=int, default=128)
     p.add_argument('--n_layers', type=int, default=4)

@@ -17,8 +17,7 @@ segment. Two memory rules (config "memory"):
          name it asks about (binding_probe.py: the same path wins whatever the name, RUNS.md run 5): the
          gradients of "a" and "b" questions on a shared generic key cancel. Tied, a name's row in the question
          already matches the rows that wrote the same name (it did not bind either, run 5).
-         qk_conv: keys and queries mix the few rows before them (a short causal convolution, starting as the
-         identity), so a key can carry the name just before it without an attention head learning to fetch it
+         qk_conv: keys and queries mix the few rows before them (a short causal convolution), so a key can carry the name just before it without an attention head learning to fetch it
          first: the fix linear-attention models use for associative recall (Based, DeltaNet). Training only:
          the product's cached decoding would need the last rows of every layer (export.py refuses it).
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
@@ -108,11 +107,15 @@ def dpfp(x, nu):
 
 
 class ShortConv(nn.Module):
-    """Causal depthwise convolution along the rows: out[t] = sum_j w[j] * h[t-j], j < width (identity at start)."""
+    """Causal depthwise convolution along the rows: out[t] = sum_j w[j] * h[t-j], j < width.
+
+    The earlier rows start with random weights, not zero: started as the identity, a question's answer row
+    (whose own token names nothing) reads the same for every name, both names' gradients cancel, and the
+    earlier rows' weights never leave zero (RUNS.md run 6: exact stuck at 0.48 of 1 with the identity start)."""
 
     def __init__(self, dim, width):
         super().__init__()
-        self.w = nn.Parameter(torch.zeros(width, dim))
+        self.w = nn.Parameter(torch.randn(width, dim) * 0.5)
         with torch.no_grad():
             self.w[0] = 1.0
 

@@ -47,6 +47,14 @@ def test_question_name_drops_val_so_the_first_digit_follows_the_name():
     assert y.tolist() == [-100, -100] + digits + [-100], 'the name\'s last row predicts the first digit'
 
 
+def test_value_first_writes_the_digits_before_the_name():
+    g = torch.Generator().manual_seed(5)
+    S, qa, y = ls.sample(g, 'facts', 2, 32, 256, 2, order='value_first')
+    flat = S.flatten().tolist()
+    facts = [flat[i + 1:i + 7] for i, t in enumerate(flat) if t == ls.KEY]
+    assert qa[4:].tolist() + [ls.VAL] + qa[1:3].tolist() in facts
+
+
 def test_spread_puts_each_fact_in_a_segment_of_its_own():
     for seed in range(20):
         S, _, _ = ls.sample(torch.Generator().manual_seed(seed), 'facts', 3, 32, 256, 3, spread=True)
@@ -54,7 +62,7 @@ def test_spread_puts_each_fact_in_a_segment_of_its_own():
 
 
 def test_samples_differ_per_draw_and_repeat_per_seed():
-    a_ = SimpleNamespace(task='passkey', facts=0, question='val', spread=False)
+    a_ = SimpleNamespace(task='passkey', facts=0, question='val', spread=False, order='name_first')
     a = ls.batch(torch.Generator().manual_seed(1), a_, 4, 2, 32, 256)
     b = ls.batch(torch.Generator().manual_seed(1), a_, 4, 2, 32, 256)
     assert all(torch.equal(x, z) for x, z in zip(a, b))
