@@ -12,7 +12,7 @@ tokenizer, nothing to memorise (every key and value is drawn per sample). Two ta
            writes "KEY d d d VAL a b" (the value before its name, as a file's path comes before its definitions).
 
 Training lengthens the stream (--start_segs, doubling) whenever the running exact match reaches --mastery, as
-train.py does; at the end, held-out accuracy is measured at every length of --eval_segs with fresh samples,
+train.py does (with --grow_seg_len, the segments themselves first); at the end, held-out accuracy is measured at every length of --eval_segs with fresh samples,
 and once with the memory switched off. One JSON line per log step and per evaluation, on stdout and in
 OUT/log.jsonl.
 
@@ -125,6 +125,9 @@ def parse_args():
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--tokens_per_step', type=int, default=8192)
     p.add_argument('--min_batch', type=int, default=16)
+    p.add_argument('--grow_seg_len', type=int, default=0,
+                   help='lengthen segments first (doubling from --seg_len up to this) on mastery, then add segments: '
+                        'binding a name to a value before it is found only in short segments (RUNS.md run 6)')
     p.add_argument('--start_segs', type=int, default=1)
     p.add_argument('--max_segs', type=int, default=32)
     p.add_argument('--mastery', type=float, default=0.8)
@@ -133,6 +136,7 @@ def parse_args():
     p.add_argument('--eval_batch', type=int, default=32)
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--init', help="start from these weights (an earlier run's weights.pt, e.g. trained on shorter segments)")
     p.add_argument('--out', help='folder for log.jsonl and weights.pt')
     p.add_argument('--report', nargs='+', metavar='OUT', help='print the markdown table of finished runs and exit')
     a = p.parse_args()
@@ -171,7 +175,10 @@ def main():
     cfg = Config(name=f'ls-{a.memory}', vocab_size=a.vocab, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
                  seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory, write_rows=a.write_rows,
                  tie_qk=a.tie_qk, qk_conv=a.qk_conv)
-    model = CtxModel(cfg).to(a.device)
+    model = CtxModel(cfg)
+    if a.init:
+        model.load_state_dict(torch.load(a.init, map_location='cpu'))
+    model = model.to(a.device)
     opt = make_optimizer(model, a.lr, fused=False)
     os.makedirs(a.out, exist_ok=True)
     log = open(os.path.join(a.out, 'log.jsonl'), 'a')
@@ -196,14 +203,18 @@ def main():
         opt.step()
         step, tokens = step + 1, tokens + S.numel()
         ema = 0.95 * ema + 0.05 * float(ex)
-        if ema >= a.mastery and nseg < a.max_segs and step - last_up >= 50:
+        if ema >= a.mastery and step - last_up >= 50 and cfg.seg_len < a.grow_seg_len:
+            cfg.seg_len, ema, last_up = min(2 * cfg.seg_len, a.grow_seg_len), 0.0, step
+            emit({'curriculum_seg_len': cfg.seg_len, 'step': step})
+        elif ema >= a.mastery and nseg < a.max_segs and step - last_up >= 50:
             nseg, ema, last_up = nseg * 2, 0.0, step
             emit({'curriculum': nseg, 'step': step})
         if step % 10 == 0:
             emit({'step': step, 'nseg': nseg, 'ans': round(float(ans), 3), 'exact': round(float(ex), 3),
                   'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2)})
     torch.save(model.state_dict(), os.path.join(a.out, 'weights.pt'))
-    emit({'trained': {'steps': step, 'tokens': tokens, 'reached_segs': nseg, 'minutes': round((time.time() - t0) / 60, 1)}})
+    emit({'trained': {'steps': step, 'tokens': tokens, 'reached_segs': nseg, 'seg_len': cfg.seg_len,
+                      'minutes': round((time.time() - t0) / 60, 1)}})
     segs = [int(x) for x in a.eval_segs.split(',')]
     emit({'eval_mem_off': segs[0], 'exact': evaluate(model, a, cfg, segs[0], a.eval_n, use_memory=False)})
     for n in segs:

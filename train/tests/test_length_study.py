@@ -80,3 +80,17 @@ def test_a_short_run_trains_and_evaluates(tmp_path):
     assert any('trained' in r for r in recs) and (out / 'weights.pt').exists()
     table = subprocess.run(cmd[:2] + ['--report', str(out)], check=True, capture_output=True, text=True).stdout
     assert '| 2 segs | 4 segs |' in table and "| run | passkey | armt | mem rows | 48 | 4 |" in table
+
+
+def test_grow_seg_len_lengthens_segments_on_mastery(tmp_path):
+    out = tmp_path / 'grow'
+    cmd = [sys.executable, os.path.join(os.path.dirname(ls.__file__), 'length_study.py'), '--minutes', '0.15',
+           '--d_model', '32', '--n_layers', '2', '--n_heads', '2', '--seg_len', '8', '--grow_seg_len', '32',
+           '--mem_tokens', '4', '--d_mem', '8', '--mastery', '0', '--max_segs', '2', '--eval_segs', '1',
+           '--eval_n', '4', '--min_batch', '2', '--tokens_per_step', '16', '--out', str(out)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    recs = [json.loads(line) for line in open(out / 'log.jsonl')]
+    grown = [r['curriculum_seg_len'] for r in recs if 'curriculum_seg_len' in r]
+    assert grown == [16, 32], 'doubling up to --grow_seg_len, one step per mastery'
+    segs_at = [r['step'] for r in recs if 'curriculum' in r]
+    assert not segs_at or segs_at[0] > max(r['step'] for r in recs if 'curriculum_seg_len' in r), 'segments after length'
