@@ -17,9 +17,11 @@ segment. Two memory rules (config "memory"):
          name it asks about (binding_probe.py: the same path wins whatever the name, RUNS.md run 5): the
          gradients of "a" and "b" questions on a shared generic key cancel. Tied, a name's row in the question
          already matches the rows that wrote the same name (it did not bind either, run 5).
-         qk_conv: keys and queries mix the few rows before them (a short causal convolution), so a key can carry the name just before it without an attention head learning to fetch it
-         first: the fix linear-attention models use for associative recall (Based, DeltaNet). Training only:
-         the product's cached decoding would need the last rows of every layer (export.py refuses it).
+         qk_conv: keys and queries mix the few rows before them (a short causal convolution), so a key can carry
+         the name just before it without an attention head learning to fetch it first: the fix linear-attention
+         models use for associative recall (Based, DeltaNet). With it two random-token facts bind when the name
+         comes before its value (RUNS.md run 6); a name after its value binds only in short segments. Training
+         only: the product's cached decoding would need the last rows of every layer (export.py refuses it).
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
