@@ -3,6 +3,8 @@
   fold.onnx     tokens int64 [1,T] + state float [1,S]  ->  new_state [1,S]            (no LM head)
   decode.onnx   tokens int64 [B,t] + offset int64 [] + state [1,S] + past_k/past_v [L,B,H,P,dh]
                 ->  logits [B,t,V] + present_k/present_v [L,B,H,P+t,dh]                (reads, never writes)
+                with qk_conv > 1 also past_q -> present_q [L,B,qk_conv-1,d_mem]: the memory queries' last
+                rows (zeros before the question's first token)
   weights.bin   the weights of both graphs, stored once, as float16 (each graph casts them to float32 at load)
   config.json   the shape (model.Config) + state_size + model_id (hash of the graphs and weights)
   golden.json   test vectors from the PyTorch reference, checked by the TypeScript tests
@@ -41,10 +43,12 @@ class DecodeGraph(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, tokens, offset, state, past_k, past_v):
-        past = [(past_k[i], past_v[i]) for i in range(self.model.cfg.n_layers)]
+    def forward(self, tokens, offset, state, past_k, past_v, past_q=None):
+        L = self.model.cfg.n_layers
+        past = [(past_k[i], past_v[i], None if past_q is None else past_q[i]) for i in range(L)]
         logits, cache = self.model.decode(tokens, state, past, offset)
-        return logits, torch.stack([k for k, _ in cache]), torch.stack([v for _, v in cache])
+        out = [logits, torch.stack([c[0] for c in cache]), torch.stack([c[1] for c in cache])]
+        return tuple(out + ([] if past_q is None else [torch.stack([c[2] for c in cache])]))
 
 
 def empty_cache(cfg, batch=1, length=0):
@@ -60,12 +64,15 @@ def export_graphs(model, tmp):
                       dynamic_axes={'tokens': {1: 'T'}}, do_constant_folding=True)
     q = torch.randint(0, cfg.vocab_size, (2, 5))
     pk, pv = torch.randn(cfg.n_layers, 2, cfg.n_heads, 3, cfg.d_head), torch.randn(cfg.n_layers, 2, cfg.n_heads, 3, cfg.d_head)
-    torch.onnx.export(DecodeGraph(model), (q, torch.tensor(3), state, pk, pv), f'{tmp}/decode.onnx', opset_version=OPSET,
-                      input_names=['tokens', 'offset', 'state', 'past_k', 'past_v'],
-                      output_names=['logits', 'present_k', 'present_v'],
-                      dynamic_axes={'tokens': {0: 'B', 1: 't'}, 'past_k': {1: 'B', 3: 'P'}, 'past_v': {1: 'B', 3: 'P'},
-                                    'logits': {0: 'B', 1: 't'}, 'present_k': {1: 'B', 3: 'Pt'}, 'present_v': {1: 'B', 3: 'Pt'}},
-                      do_constant_folding=True)
+    args, ins, outs = (q, torch.tensor(3), state, pk, pv), ['tokens', 'offset', 'state', 'past_k', 'past_v'], \
+        ['logits', 'present_k', 'present_v']
+    axes = {'tokens': {0: 'B', 1: 't'}, 'past_k': {1: 'B', 3: 'P'}, 'past_v': {1: 'B', 3: 'P'},
+            'logits': {0: 'B', 1: 't'}, 'present_k': {1: 'B', 3: 'Pt'}, 'present_v': {1: 'B', 3: 'Pt'}}
+    if cfg.qk_conv > 1:
+        args, ins, outs = args + (torch.randn(cfg.n_layers, 2, cfg.qk_conv - 1, cfg.d_mem),), ins + ['past_q'], outs + ['present_q']
+        axes.update(past_q={1: 'B'}, present_q={1: 'B'})
+    torch.onnx.export(DecodeGraph(model), args, f'{tmp}/decode.onnx', opset_version=OPSET, input_names=ins,
+                      output_names=outs, dynamic_axes=axes, do_constant_folding=True)
 
 
 def share_weights(names, tmp, out):
@@ -166,8 +173,6 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     cfg = Config.load(args.config)
-    if cfg.qk_conv > 1:
-        raise SystemExit('qk_conv is a training experiment: the cached decode graph has no rows before its token')
     model = CtxModel(cfg).eval()
     if args.ckpt:
         model.load_state_dict(load_checkpoint(args.ckpt))

@@ -20,8 +20,8 @@ segment. Two memory rules (config "memory"):
          qk_conv: keys and queries mix the few rows before them (a short causal convolution), so a key can carry
          the name just before it without an attention head learning to fetch it first: the fix linear-attention
          models use for associative recall (Based, DeltaNet). With it two random-token facts bind when the name
-         comes before its value (RUNS.md run 6); a name after its value binds only in short segments. Training
-         only: the product's cached decoding would need the last rows of every layer (export.py refuses it).
+         comes before its value (RUNS.md run 6); a name after its value binds only in short segments. Cached
+         decoding carries each layer's last qk_conv-1 query projections beside the KV cache (export.py past_q).
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
@@ -147,9 +147,22 @@ class Block(nn.Module):
             self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
 
     # ---- ARMT memory -------------------------------------------------------------------------------------
-    def armt_read(self, x, M, z):
-        q = dpfp(self.qconv(self.mq(x)).float(), self.cfg.dpfp_nu)
-        return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype)
+    def armt_read(self, x, M, z, q_past=None):
+        """x plus what the memory holds for each row. With qk_conv, q_past [B, width-1, d_mem] holds the query
+        projections of the rows before x (decoding with a cache; zeros = none, as at a segment's start).
+        Returns x and the query projections of the last width-1 rows (None without qk_conv)."""
+        h = self.mq(x)
+        tail = None
+        if self.cfg.qk_conv > 1:
+            if q_past is None:
+                q_past = h.new_zeros(h.shape[0], self.cfg.qk_conv - 1, h.shape[2])
+            h = torch.cat([q_past.to(h.dtype), h], 1)
+            tail = h[:, -(self.cfg.qk_conv - 1):]
+            h = self.qconv(h)[:, q_past.shape[1]:]
+        else:
+            h = self.qconv(h)
+        q = dpfp(h.float(), self.cfg.dpfp_nu)
+        return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 
     def armt_write(self, t, M, z):
         key = dpfp(self.kconv(self.mk(t)).float(), self.cfg.dpfp_nu)
@@ -163,13 +176,14 @@ class Block(nn.Module):
     # ---- forward -----------------------------------------------------------------------------------------
     def forward(self, x, M, z, pos, write, past=None):
         """x [B,T,D]; M, z this layer's memory; pos [T] positions of x; write: update memory from the last
-        mem_tokens rows (armt) or all rows (infini); past: (k, v) cache [B,H,P,dh] of earlier tokens.
-        Returns x, M, z, (k, v) including past."""
+        mem_tokens rows (armt) or all rows (infini); past: cache of earlier tokens, (k, v) [B,H,P,dh] and the
+        memory queries' last rows [B,qk_conv-1,d_mem] (None without qk_conv).
+        Returns x, M, z, the cache including past."""
         cfg = self.cfg
         B, T, D = x.shape
+        q_rows = None
         if cfg.memory == 'armt':
-            assert past is None or cfg.qk_conv <= 1, 'qk_conv: no cached decoding (training only)'
-            x = self.armt_read(x, M, z)
+            x, q_rows = self.armt_read(x, M, z, None if past is None else past[2])
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, cfg.n_heads, cfg.d_head).permute(2, 0, 3, 1, 4)
         q, k = rope(q, pos), rope(k, pos)
         if past is not None:
@@ -182,7 +196,7 @@ class Block(nn.Module):
         x = x + self.mlp(self.ln2(x))
         if cfg.memory == 'armt' and write:
             M, z = self.armt_write(x if cfg.write_rows == 'all' else x[:, -cfg.mem_tokens:], M, z)
-        return x, M, z, (k, v)
+        return x, M, z, (k, v, q_rows)
 
     def infini(self, a_dot, q, k, v, M, z, write):
         sq, sk = F.elu(q.float()) + 1, F.elu(k.float()) + 1
@@ -250,8 +264,8 @@ class CtxModel(nn.Module):
         return new_state
 
     def decode(self, tokens, state, past=None, offset=0):
-        """Read-only step: tokens [B,t] at positions offset.. with KV cache past (list per layer or None) ->
-        logits [B,t,V], new cache. The memory is read, never written."""
+        """Read-only step: tokens [B,t] at positions offset.. with the cache past (per layer (k, v, q_rows) as
+        Block.forward returns it, or None) -> logits [B,t,V], new cache. The memory is read, never written."""
         pos = torch.arange(tokens.shape[1], device=tokens.device) + offset
         x, cache = self.emb(tokens), []
         for i, (blk, (M, z)) in enumerate(zip(self.blocks, self.unpack(state))):

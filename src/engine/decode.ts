@@ -32,10 +32,15 @@ interface Beam {
   logprob: number;
 }
 
-/** KV cache of all layers, [L, B, H, P, dh], as the decode graph takes and returns it. */
+/**
+ * The decode graph's cache: keys and values of all layers, [L, B, H, P, dh]; with a model whose memory
+ * queries mix the rows before them (config qk_conv > 1), also those rows' query projections, [L, B, qk_conv-1,
+ * d_mem] (zeros before the question's first token, as at the start of a segment in training).
+ */
 interface Cache {
   k: Float32Array;
   v: Float32Array;
+  q: Float32Array;
   B: number;
   P: number;
 }
@@ -44,7 +49,7 @@ export async function answer(model: Model, state: Float32Array, question: string
   const beamsWanted = Math.max(1, opts.beams ?? 3);
   const maxTokens = opts.maxTokens ?? 48;
   const prompt = questionPrompt(model.tokenizer, question);
-  const first = await step(model, state, [prompt], 0, emptyCache());
+  const first = await step(model, state, [prompt], 0, emptyCache(model));
   let cache = first.cache;
   let beams: Beam[] = [{ tokens: [], logprob: 0 }];
   let rows = [logSoftmaxLast(first.logits, 1, prompt.length, model.config.vocab_size, 0)];
@@ -146,7 +151,7 @@ export async function scoreAnswers(model: Model, state: Float32Array, question: 
   const V = model.config.vocab_size;
   const batch = Math.max(1, opts.batch ?? 16);
   const prompt = questionPrompt(model.tokenizer, question);
-  const first = await step(model, state, [prompt], 0, emptyCache());
+  const first = await step(model, state, [prompt], 0, emptyCache(model));
   const firstRow = logSoftmaxLast(first.logits, 1, prompt.length, V, 0);
   const answers = candidates.map((text) => ({ text, tokens: answerTokens(model.tokenizer, text) }));
   const out: Scored[] = answers.map(({ text, tokens }) => ({ text, tokens, logprob: firstRow[tokens[0]] }));
@@ -172,8 +177,14 @@ export async function scoreAnswers(model: Model, state: Float32Array, question: 
   return out;
 }
 
-function emptyCache(): Cache {
-  return { k: new Float32Array(0), v: new Float32Array(0), B: 1, P: 0 };
+/** Rows of memory-query projections the decode graph carries per layer and batch row (0: none). */
+function queryRows(model: Model): number {
+  return Math.max(0, (model.config.qk_conv ?? 0) - 1);
+}
+
+function emptyCache(model: Model): Cache {
+  const q = new Float32Array(model.config.n_layers * queryRows(model) * model.config.d_mem);
+  return { k: new Float32Array(0), v: new Float32Array(0), q, B: 1, P: 0 };
 }
 
 async function step(model: Model, state: Float32Array, rows: number[][], offset: number, cache: Cache) {
@@ -188,26 +199,32 @@ async function step(model: Model, state: Float32Array, rows: number[][], offset:
     state: new ort.Tensor('float32', state, [1, state.length]),
     past_k: new ort.Tensor('float32', cache.k, dims),
     past_v: new ort.Tensor('float32', cache.v, dims),
+    ...(queryRows(model) > 0 && { past_q: new ort.Tensor('float32', cache.q, [L, B, queryRows(model), model.config.d_mem]) }),
   });
   return {
     logits: out.logits.data as Float32Array,
-    cache: { k: out.present_k.data as Float32Array, v: out.present_v.data as Float32Array, B, P: cache.P + t },
+    cache: {
+      k: out.present_k.data as Float32Array,
+      v: out.present_v.data as Float32Array,
+      q: queryRows(model) > 0 ? (out.present_q.data as Float32Array) : cache.q,
+      B,
+      P: cache.P + t,
+    },
   };
 }
 
-/** Reorder the cache's batch rows ([L, B, H, P, dh]): new row i is old row from[i] in every layer. */
+/** Reorder the cache's batch rows (every part is [L, B, ...]): new row i is old row from[i] in every layer. */
 function gather(cache: Cache, from: number[], layers: number): Cache {
-  const block = cache.k.length / (layers * cache.B);
-  const B = from.length;
-  const k = new Float32Array(layers * B * block);
-  const v = new Float32Array(layers * B * block);
-  for (let l = 0; l < layers; l++) {
-    for (let i = 0; i < B; i++) {
-      const src = (l * cache.B + from[i]) * block;
-      const dst = (l * B + i) * block;
-      k.set(cache.k.subarray(src, src + block), dst);
-      v.set(cache.v.subarray(src, src + block), dst);
+  const pick = (part: Float32Array) => {
+    const block = part.length / (layers * cache.B);
+    const out = new Float32Array(layers * from.length * block);
+    for (let l = 0; l < layers; l++) {
+      from.forEach((f, i) => {
+        const src = (l * cache.B + f) * block;
+        out.set(part.subarray(src, src + block), (l * from.length + i) * block);
+      });
     }
-  }
-  return { k, v, B, P: cache.P };
+    return out;
+  };
+  return { k: pick(cache.k), v: pick(cache.v), q: pick(cache.q), B: from.length, P: cache.P };
 }

@@ -22,6 +22,8 @@ export interface ModelConfig {
   d_mem: number;
   dpfp_nu: number;
   memory: 'armt' | 'infini';
+  /** armt: width of the short convolution over memory keys/queries (absent or <= 1: none; train/model.py). */
+  qk_conv?: number;
   d_key: number;
   state_size: number;
   model_id: string;

@@ -104,6 +104,38 @@ def test_export_writes_graphs_weights_config_and_golden(tmp_path):
     assert golden['stream_segment_lengths'] == [16, 16, 5]
 
 
+def test_qk_conv_decoding_with_a_cache_equals_decoding_at_once():
+    torch.manual_seed(2)
+    model = CtxModel(Config(**{**TINY, 'write_rows': 'all', 'qk_conv': 4})).eval()
+    with torch.no_grad():
+        for b in model.blocks:
+            b.mv.weight.normal_()
+        state = model.fold(torch.randint(0, TINY['vocab_size'], (1, TINY['seg_len'])), model.empty_state())
+        q = torch.randint(0, TINY['vocab_size'], (1, 9))
+        whole, _ = model.decode(q, state)
+        first, cache = model.decode(q[:, :2], state)
+        steps = [first]
+        for t in range(2, 9):       # one token at a time: the convolution needs the query rows before it
+            lg, cache = model.decode(q[:, t:t + 1], state, cache, offset=t)
+            steps.append(lg)
+        assert all(c[2].shape == (1, 3, TINY['d_mem']) for c in cache)
+        assert torch.allclose(torch.cat(steps, 1), whole, atol=1e-5)
+
+
+def test_export_of_a_qk_conv_model_carries_the_query_rows(tmp_path):
+    cfg_path = tmp_path / 'conv.json'
+    cfg_path.write_text(json.dumps({**TINY, 'name': 'conv', 'write_rows': 'all', 'qk_conv': 4}))
+    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
+    out = tmp_path / 'm'
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
+                        '--out', str(out), '--tokenizer', tok], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import onnx
+    g = onnx.load(str(out / 'decode.onnx'))
+    assert [i.name for i in g.graph.input][-1] == 'past_q' and [o.name for o in g.graph.output][-1] == 'present_q'
+    assert json.loads((out / 'config.json').read_text())['qk_conv'] == 4
+
+
 def test_load_checkpoint_reads_whole_split_and_gzipped_weights(tmp_path):
     import gzip
     import io
