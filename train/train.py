@@ -56,6 +56,9 @@ def parse_args():
     p.add_argument('--win', help="min,max tokens of a file window (TaskSampler win, default its 64,768): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined")
     p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
     p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
+    p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
+                   "does not depend on it; held-out numbers stay at the config's (the product's), except rank_eval's "
+                   "as-trained ones. A curriculum knob: a name binds to the path before it in short segments first (RUNS.md run 6)")
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
     p.add_argument('--workers', type=int, default=12)
@@ -85,6 +88,11 @@ def curriculum(args):
     return {k: v for k, v in opts.items() if v is not None}
 
 
+def train_seg_len(args, cfg):
+    """The segment length training streams are drawn at (--seg_len, else the config's)."""
+    return getattr(args, 'seg_len', None) or cfg.seg_len
+
+
 class Batches(torch.utils.data.IterableDataset):
     """Endless batches at the length the curriculum asks for (shared through a value the workers read)."""
 
@@ -95,12 +103,13 @@ class Batches(torch.utils.data.IterableDataset):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         seed = self.args.seed * 1000 + wid + int(time.time()) % 100000
-        sampler = TaskSampler(self.pool, self.args.tokenizer, self.cfg.seg_len, seed, split='train', ask_all=self.args.ask_all,
+        L = train_seg_len(self.args, self.cfg)
+        sampler = TaskSampler(self.pool, self.args.tokenizer, L, seed, split='train', ask_all=self.args.ask_all,
                               **curriculum(self.args))
         mix = family_mix(self.args.families)
         while True:
             nseg = self.nseg.value
-            bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * self.cfg.seg_len))
+            bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
             yield nseg, *sampler.batch(bsz, nseg, families=mix)
 
 
@@ -171,9 +180,10 @@ def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trai
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
     Sees partial learning long before exact generation of a ~15-token path does. as_trained: held-out streams
-    drawn with the training curriculum's options (--win, --def_lead) instead of the product-like defaults."""
+    drawn with the training curriculum's options (--win, --def_lead, --seg_len) instead of the product-like defaults."""
     model.eval()
-    sampler = TaskSampler(pool, args.tokenizer, cfg.seg_len, 777 + nseg, split='heldout', **(curriculum(args) if as_trained else {}))
+    L = train_seg_len(args, cfg) if as_trained else cfg.seg_len
+    sampler = TaskSampler(pool, args.tokenizer, L, 777 + nseg, split='heldout', **(curriculum(args) if as_trained else {}))
     top1 = top3 = 0
     for _ in range(args.eval_n):
         s = sampler.sample(nseg, 'where_defined')

@@ -35,3 +35,12 @@ def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     top1, top3 = train.rank_eval(CtxModel(cfg), pool, args, cfg, 4, dev='cpu', as_trained=True)
     assert 0 <= top1 <= top3 <= 1
+
+
+def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='where_defined', min_batch=2,
+                              tokens_per_step=2 * 2 * 64, win='16,48', def_lead=8, max_defs=2, seg_len=64)
+    nseg, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
+    assert nseg == 2 and S.shape[1:] == (2, 64) and L != 64
+    assert train.train_seg_len(argparse.Namespace(seg_len=None), cfg) == L
