@@ -80,9 +80,9 @@ def sample(g, task, nseg, seg_len, vocab, facts, question='val', spread=False, o
 
 
 def batch(g, a, bsz, nseg, seg_len, vocab):
-    """bsz samples of the task a.task (a: the parsed arguments) as stacked tensors."""
+    """bsz samples of the task a.task (a: the parsed arguments) as stacked tensors on a.device."""
     rows = [sample(g, a.task, nseg, seg_len, vocab, a.facts, a.question, a.spread, a.order) for _ in range(bsz)]
-    return tuple(torch.stack(col) for col in zip(*rows))
+    return tuple(torch.stack(col).to(a.device) for col in zip(*rows))
 
 
 @torch.no_grad()
@@ -93,7 +93,7 @@ def evaluate(model, a, cfg, nseg, n, use_memory=True, seed=10_000):
     hits, done = 0.0, 0
     while done < n:
         bs = min(a.eval_batch, n - done)
-        S, QA, Y = (t.to(a.device) for t in batch(g, a, bs, nseg, cfg.seg_len, cfg.vocab_size))
+        S, QA, Y = batch(g, a, bs, nseg, cfg.seg_len, cfg.vocab_size)
         _, _, _, ex = model(S, QA, Y, use_memory=use_memory, lm=False)
         hits, done = hits + float(ex) * bs, done + bs
     model.train()
@@ -194,7 +194,7 @@ def main():
     nseg, ema, last_up, step, tokens, t0 = a.start_segs, 0.0, 0, 0, 0, time.time()
     while time.time() - t0 < a.minutes * 60:
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
-        S, QA, Y = (t.to(a.device) for t in batch(g, a, bsz, nseg, cfg.seg_len, cfg.vocab_size))
+        S, QA, Y = batch(g, a, bsz, nseg, cfg.seg_len, cfg.vocab_size)
         set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)

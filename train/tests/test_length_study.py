@@ -62,7 +62,7 @@ def test_spread_puts_each_fact_in_a_segment_of_its_own():
 
 
 def test_samples_differ_per_draw_and_repeat_per_seed():
-    a_ = SimpleNamespace(task='passkey', facts=0, question='val', spread=False, order='name_first')
+    a_ = SimpleNamespace(task='passkey', facts=0, question='val', spread=False, order='name_first', device='cpu')
     a = ls.batch(torch.Generator().manual_seed(1), a_, 4, 2, 32, 256)
     b = ls.batch(torch.Generator().manual_seed(1), a_, 4, 2, 32, 256)
     assert all(torch.equal(x, z) for x, z in zip(a, b))
