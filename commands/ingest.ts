@@ -12,7 +12,7 @@ export default class Ingest extends SnapshotCommand {
 
 The snapshot is replaced only when the ingest completes: until then, checkpoints go to <snapshot>.partial (with a resume record, <snapshot>.partial.json). After Ctrl-C or a crash the old snapshot is intact, and running the same command again resumes where the last checkpoint was (--restart starts over).
 
---append folds into the existing snapshot and skips files unchanged since they were ingested (size and mtime, from <snapshot>.manifest.json). --follow folds a log, then the lines appended to it (across rotation), saving the snapshot every --checkpoint-secs until Ctrl-C.`;
+--append folds into the existing snapshot, skips files unchanged since they were ingested (size and mtime, from <snapshot>.manifest.json) and folds only the lines a log appended since. --follow folds a log, then the lines appended to it (across rotation), saving the snapshot every --checkpoint-secs until Ctrl-C.`;
   static examples = [
     '<%= config.bin %> ingest ./repo',
     '<%= config.bin %> ingest ./repo ./docs/*.pdf /var/log/app --snapshot project.ctx',

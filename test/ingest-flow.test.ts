@@ -160,6 +160,28 @@ test('--append skips files unchanged since the last ingest and folds changed one
   assert.equal(m.sources[join(src, 'b.txt')].size, statSync(join(src, 'b.txt')).size);
 });
 
+test('--append folds only the lines a log appended since it was folded; a log rewritten since, whole', async () => {
+  const dir = tempDir();
+  const log = join(dir, 'app.log');
+  const snapshotPath = join(dir, 'memory.ctx');
+  const lines = (from: number, n: number) => Array.from({ length: n }, (_, i) =>
+    `2026-01-01T00:${String(Math.floor((from + i) / 60) % 60).padStart(2, '0')}:${String((from + i) % 60).padStart(2, '0')}Z INFO request ${from + i} served in ${(from + i) * 3} ms\n`).join('');
+  writeFileSync(log, lines(0, 200));
+  const first = await ingest({ paths: [log], snapshotPath });
+  const size0 = statSync(log).size;
+  appendFileSync(log, lines(200, 20));
+  const notices: string[] = [];
+  const grown = await ingest({ paths: [log], snapshotPath, append: true, onNotice: (l) => notices.push(l) });
+  assert.ok(notices.includes(`${log} grew since last ingest: folding only the ${statSync(log).size - size0} bytes appended`), notices.join('; '));
+  assert.ok(grown.tokens > 0 && grown.tokens < first.tokens / 5, `${grown.tokens} tokens for 20 new lines, ${first.tokens} for 200`);
+  assert.equal(grown.total.documents, 2);
+  assert.equal((await loadManifest(snapshotPath)).sources[log].size, statSync(log).size);
+  // Rewritten (a new log under the same name, longer than the old one): its old end is gone, so all of it is new.
+  writeFileSync(log, lines(5000, 230));
+  const rewritten = await ingest({ paths: [log], snapshotPath, append: true });
+  assert.ok(rewritten.tokens > first.tokens, `${rewritten.tokens} tokens for a rewritten log of 230 lines`);
+});
+
 test('--follow folds appended lines, saves the snapshot periodically and when stopped', { timeout: 60_000 }, async () => {
   const dir = tempDir();
   const log = join(dir, 'app.log');

@@ -4,8 +4,8 @@
  */
 export type { DocKind, DocPart, Document, IngestItem, Skipped } from './types.js';
 export { ingestSources, planSources, sourceFiles, type IngestOptions } from './sources.js';
-export { followLog, type FollowOptions } from './log.js';
+export { followLog, logPartsFrom, type FollowOptions } from './log.js';
 export {
-  documentPaths, emptyManifest, isUnchanged, loadManifest, manifestPath, readManifestSync, recordSource, saveManifest,
-  type Manifest, type ManifestSource,
+  documentPaths, emptyManifest, isUnchanged, loadManifest, logTail, manifestPath, readManifestSync, recordSource, saveManifest,
+  tailHash, type Manifest, type ManifestSource,
 } from './manifest.js';

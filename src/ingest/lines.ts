@@ -90,10 +90,10 @@ export async function* streamParts(open: () => Readable): AsyncGenerator<DocPart
   if (rest !== undefined) yield { text: rest };
 }
 
-/** A file's bytes, gunzipped when `gzip`. Through pipeline(), not pipe(): an error of the file stream
- *  (ENOENT, EACCES) must reach the reader, or it would wait forever. */
-export function openBytes(absPath: string, gzip: boolean): Readable {
-  if (!gzip) return createReadStream(absPath);
+/** A file's bytes (from byte `start` of a plain file), gunzipped when `gzip`. Through pipeline(), not pipe():
+ *  an error of the file stream (ENOENT, EACCES) must reach the reader, or it would wait forever. */
+export function openBytes(absPath: string, gzip: boolean, start = 0): Readable {
+  if (!gzip) return createReadStream(absPath, { start });
   return pipeline(createReadStream(absPath), createGunzip(), () => {}); // errors surface on the returned stream
 }
 

@@ -63,13 +63,19 @@ export function logDocument(path: string, members: string[]): LogDocument {
   };
 }
 
+/** The lines of a plain log file from byte `start` on (what was appended since an earlier ingest), in
+ *  bounded parts as logDocument's. */
+export function logPartsFrom(absPath: string, start: number): AsyncGenerator<DocPart> {
+  return logParts([absPath], start);
+}
+
 /** The members' lines in bounded parts; a member that does not end with a newline gets one, so that its
- *  last line never runs into the next member's first. */
-async function* logParts(members: string[]): AsyncGenerator<DocPart> {
+ *  last line never runs into the next member's first. `start`: the byte the (single, plain) file starts at. */
+async function* logParts(members: string[], start = 0): AsyncGenerator<DocPart> {
   const batcher = new LineBatcher();
   for (const member of members) {
     let last = '\n';
-    for await (const chunk of readLog(member)) {
+    for await (const chunk of readLog(member, start)) {
       last = chunk[chunk.length - 1] ?? last;
       for (const text of batcher.push(chunk)) yield { text };
     }
@@ -81,9 +87,9 @@ async function* logParts(members: string[]): AsyncGenerator<DocPart> {
 
 /** A log file's text, decompressed when it is gzip (by name). A .gz cut short (rotation still writing
  *  it) yields what it has: losing the tail of one member must not lose the rest of the set. */
-export async function* readLog(absPath: string): AsyncGenerator<string> {
+export async function* readLog(absPath: string, start = 0): AsyncGenerator<string> {
   const gz = /\.gz$/i.test(absPath);
-  const stream = openBytes(absPath, gz);
+  const stream = openBytes(absPath, gz, start);
   try {
     yield* decoded(stream);
   } catch (e) {

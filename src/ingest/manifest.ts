@@ -8,7 +8,9 @@
  * `docPath` came later than the rest: a manifest written before it (or by a ctx that drops it) has sources
  * without one. Such a manifest still serves `--append`; it only lists no candidate paths.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { CtxError } from '../errors.js';
 import { writeFileAtomic } from '../snapshot/file.js';
 import type { DocKind } from './types.js';
@@ -23,6 +25,9 @@ export interface ManifestSource {
   /** The path of the document this file was folded as (Document.path: relative to the ingest root, as the
    *  stream header wrote it). Every member of a rotated log set carries its set's path. */
   docPath?: string;
+  /** A plain log file: sha256 of its last bytes (up to TAIL_BYTES) before `size`. When the file has since grown
+   *  and still holds those bytes there, `--append` folds only what was appended after them (logTail). */
+  tailSha256?: string;
 }
 
 export interface Manifest {
@@ -78,8 +83,38 @@ export function isUnchanged(manifest: Manifest, absPath: string, stat: { size: n
 }
 
 export function recordSource(manifest: Manifest, source: ManifestSource): void {
-  const { absPath, size, mtimeMs, kind, docPath } = source;
-  manifest.sources[absPath] = { absPath, size, mtimeMs, kind, ...(docPath !== undefined ? { docPath } : {}) };
+  const { absPath, size, mtimeMs, kind, docPath, tailSha256 } = source;
+  manifest.sources[absPath] = {
+    absPath, size, mtimeMs, kind, ...(docPath !== undefined ? { docPath } : {}), ...(tailSha256 !== undefined ? { tailSha256 } : {}),
+  };
+}
+
+/** How many bytes before a log's recorded end its tail hash covers: enough to tell an appended-to log from a
+ *  rewritten or rotated one (timestamps change line by line), cheap to read again. */
+export const TAIL_BYTES = 4096;
+
+/** sha256 of the file's bytes [end - TAIL_BYTES, end), or undefined when it has fewer than `end` bytes. */
+export async function tailHash(absPath: string, end: number): Promise<string | undefined> {
+  const start = Math.max(0, end - TAIL_BYTES);
+  const buf = Buffer.alloc(end - start);
+  const fh = await open(absPath, 'r').catch(() => undefined);
+  if (!fh) return undefined;
+  try {
+    const { bytesRead } = await fh.read(buf, 0, buf.length, start);
+    return bytesRead === buf.length ? createHash('sha256').update(buf).digest('hex') : undefined;
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * The byte offset to fold a log from when appending: the size it had when it was folded, if it has grown since
+ * and still ends there with the bytes it had (an appended-to log); undefined otherwise (fold it whole).
+ */
+export async function logTail(manifest: Manifest, file: { absPath: string; size: number }): Promise<number | undefined> {
+  const known = manifest.sources[file.absPath];
+  if (known?.kind !== 'log' || known.tailSha256 === undefined || file.size <= known.size) return undefined;
+  return (await tailHash(file.absPath, known.size)) === known.tailSha256 ? known.size : undefined;
 }
 
 /**

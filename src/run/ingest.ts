@@ -10,7 +10,8 @@
  *                     into S is refused instead of overwriting the first one's checkpoints.
  *   S.manifest.json   the source files folded into S, with size, mtime and the path each was folded under
  *                     (src/ingest/manifest.ts): saved when an ingest completes; `--append` skips files
- *                     unchanged since, and `ask` ranks those paths for "where / which file" questions
+ *                     unchanged since and folds only what a log appended (its tail hash), and `ask` ranks
+ *                     those paths for "where / which file" questions
  *                     (it reads nothing else but S).
  *
  * A checkpoint writes S.partial and S.partial.json; the open segment (the last < 512 tokens read) is not folded
@@ -32,8 +33,8 @@ import type { Model } from '../engine/model.js';
 import { emptyState, foldSegment } from '../engine/fold.js';
 import { CtxError } from '../errors.js';
 import {
-  emptyManifest, followLog, ingestSources, isUnchanged, loadManifest, recordSource, saveManifest, sourceFiles,
-  type IngestOptions as SourceOptions, type Manifest, type ManifestSource,
+  emptyManifest, followLog, ingestSources, isUnchanged, loadManifest, logPartsFrom, logTail, recordSource, saveManifest,
+  sourceFiles, tailHash, type IngestOptions as SourceOptions, type Manifest, type ManifestSource,
 } from '../ingest/index.js';
 import type { DocKind, DocPart, Document, Skipped } from '../ingest/types.js';
 import { Segmenter } from '../stream/segmenter.js';
@@ -254,6 +255,11 @@ class IngestStore {
     return this.record.append && files.length > 0 && files.every((f) => isUnchanged(this.manifest, f.absPath, f));
   }
 
+  /** Append mode: the byte a log grown since it was folded continues from (only what was appended is new). */
+  async grownFrom(files: ManifestSource[]): Promise<number | undefined> {
+    return this.record.append && files.length === 1 ? logTail(this.manifest, files[0]) : undefined;
+  }
+
   setCurrent(absPath: string, parts: number): void {
     this.record.current = { absPath, parts };
   }
@@ -399,8 +405,11 @@ class FoldRun {
         this.skip({ path: doc.path, reason: 'unchanged since last ingest' });
         continue;
       }
+      const from = await this.store.grownFrom(files);
+      if (from !== undefined) this.o.onNotice?.(`${doc.path} grew since last ingest: folding only the ${files[0].size - from} bytes appended`);
+      const parts = from === undefined ? doc.parts() : logPartsFrom(doc.absPath, from);
       this.current = doc.path;
-      const outcome = await this.foldDocument(doc, doc.parts(), this.store.partsDone(doc.absPath));
+      const outcome = await this.foldDocument(doc, parts, this.store.partsDone(doc.absPath));
       if (!outcome.done && outcome.aborted) return this.interrupt();
       if (!outcome.done) this.skip({ path: doc.path, reason: outcome.error });
       if (outcome.done || this.store.partsDone(doc.absPath) > 0) this.finishDocument(doc, files);
@@ -664,7 +673,10 @@ async function statSources(doc: Pick<Document, 'kind' | 'absPath' | 'path'>): Pr
   const out: ManifestSource[] = [];
   for (const absPath of sourceFiles(doc as Document)) {
     const st = await stat(absPath).catch(() => undefined);
-    out.push({ absPath, size: st?.size ?? 0, mtimeMs: st?.mtimeMs ?? 0, kind: doc.kind, docPath: doc.path });
+    const size = st?.size ?? 0;
+    // A plain log's last bytes, so that a later --append can tell it was only appended to (manifest logTail).
+    const tail = doc.kind === 'log' && !/\.gz$/i.test(absPath) && size > 0 ? await tailHash(absPath, size) : undefined;
+    out.push({ absPath, size, mtimeMs: st?.mtimeMs ?? 0, kind: doc.kind, docPath: doc.path, ...(tail && { tailSha256: tail }) });
   }
   return out;
 }
