@@ -28,7 +28,7 @@ from export import load_checkpoint  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 from stream import answer_tokens  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
-from train import answer_logliks, fold_sample  # noqa: E402
+from train import answer_logliks, curriculum, fold_sample  # noqa: E402
 
 TOKENIZER = os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model')
 
@@ -82,10 +82,9 @@ def main():
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
     model = CtxModel(Config.load(a.config))
-    model.load_state_dict({k: v.float() for k, v in load_checkpoint(a.weights).items()})
+    model.load_state_dict(load_checkpoint(a.weights))
     model.eval()
-    sampler = TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True,
-                          win=tuple(int(x) for x in a.win.split(',')), def_lead=a.def_lead, max_defs=a.max_defs)
+    sampler = TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True, **curriculum(a))
     streams = probe(model, sampler, a.n, a.nseg)
     # ARMT's own retrieval tasks hold one pair per segment; here two definitions often share one: report apart
     apart, shared = [], []

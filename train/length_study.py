@@ -12,9 +12,9 @@ tokenizer, nothing to memorise (every key and value is drawn per sample). Two ta
            writes "KEY d d d VAL a b" (the value before its name, as a file's path comes before its definitions).
 
 Training lengthens the stream (--start_segs, doubling) whenever the running exact match reaches --mastery, as
-train.py does (with --grow_seg_len, the segments themselves first); at the end, held-out accuracy is measured at every length of --eval_segs with fresh samples,
-and once with the memory switched off. One JSON line per log step and per evaluation, on stdout and in
-OUT/log.jsonl.
+train.py does (with --grow_seg_len, the segments themselves first); at the end, held-out accuracy is measured at
+every length of --eval_segs with fresh samples, and once with the memory switched off. One JSON line per log
+step and per evaluation, on stdout and in OUT/log.jsonl.
 
   /usr/bin/python3 train/length_study.py --memory armt --task passkey --minutes 12 --out runs/ls-armt
 """
@@ -203,12 +203,13 @@ def main():
         opt.step()
         step, tokens = step + 1, tokens + S.numel()
         ema = 0.95 * ema + 0.05 * float(ex)
-        if ema >= a.mastery and step - last_up >= 50 and cfg.seg_len < a.grow_seg_len:
-            cfg.seg_len, ema, last_up = min(2 * cfg.seg_len, a.grow_seg_len), 0.0, step
-            emit({'curriculum_seg_len': cfg.seg_len, 'step': step})
-        elif ema >= a.mastery and nseg < a.max_segs and step - last_up >= 50:
-            nseg, ema, last_up = nseg * 2, 0.0, step
-            emit({'curriculum': nseg, 'step': step})
+        if ema >= a.mastery and step - last_up >= 50:
+            if cfg.seg_len < a.grow_seg_len:
+                cfg.seg_len, ema, last_up = min(2 * cfg.seg_len, a.grow_seg_len), 0.0, step
+                emit({'curriculum_seg_len': cfg.seg_len, 'step': step})
+            elif nseg < a.max_segs:
+                nseg, ema, last_up = nseg * 2, 0.0, step
+                emit({'curriculum': nseg, 'step': step})
         if step % 10 == 0:
             emit({'step': step, 'nseg': nseg, 'ans': round(float(ans), 3), 'exact': round(float(ex), 3),
                   'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2)})

@@ -151,16 +151,13 @@ class Block(nn.Module):
         """x plus what the memory holds for each row. With qk_conv, q_past [B, width-1, d_mem] holds the query
         projections of the rows before x (decoding with a cache; zeros = none, as at a segment's start).
         Returns x and the query projections of the last width-1 rows (None without qk_conv)."""
-        h = self.mq(x)
-        tail = None
-        if self.cfg.qk_conv > 1:
+        h, tail = self.mq(x), None
+        if self.cfg.qk_conv > 1:     # (without it qconv is the identity)
             if q_past is None:
                 q_past = h.new_zeros(h.shape[0], self.cfg.qk_conv - 1, h.shape[2])
             h = torch.cat([q_past.to(h.dtype), h], 1)
             tail = h[:, -(self.cfg.qk_conv - 1):]
             h = self.qconv(h)[:, q_past.shape[1]:]
-        else:
-            h = self.qconv(h)
         q = dpfp(h.float(), self.cfg.dpfp_nu)
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 

@@ -90,7 +90,7 @@ def curriculum(args):
 
 def train_seg_len(args, cfg):
     """The segment length training streams are drawn at (--seg_len, else the config's)."""
-    return getattr(args, 'seg_len', None) or cfg.seg_len
+    return args.seg_len or cfg.seg_len
 
 
 class Batches(torch.utils.data.IterableDataset):

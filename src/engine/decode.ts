@@ -193,20 +193,21 @@ async function step(model: Model, state: Float32Array, rows: number[][], offset:
   const B = rows.length;
   const t = rows[0].length;
   const dims = [L, B, H, cache.P, dh];
+  const R = queryRows(model);
   const out = await model.decode.run({
     tokens: int64Tensor(rows.flat(), [B, t]),
     offset: new ort.Tensor('int64', BigInt64Array.of(BigInt(offset)), []),
     state: new ort.Tensor('float32', state, [1, state.length]),
     past_k: new ort.Tensor('float32', cache.k, dims),
     past_v: new ort.Tensor('float32', cache.v, dims),
-    ...(queryRows(model) > 0 && { past_q: new ort.Tensor('float32', cache.q, [L, B, queryRows(model), model.config.d_mem]) }),
+    ...(R > 0 && { past_q: new ort.Tensor('float32', cache.q, [L, B, R, model.config.d_mem]) }),
   });
   return {
     logits: out.logits.data as Float32Array,
     cache: {
       k: out.present_k.data as Float32Array,
       v: out.present_v.data as Float32Array,
-      q: queryRows(model) > 0 ? (out.present_q.data as Float32Array) : cache.q,
+      q: R > 0 ? (out.present_q.data as Float32Array) : cache.q,
       B,
       P: cache.P + t,
     },

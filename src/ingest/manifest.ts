@@ -91,7 +91,7 @@ export function recordSource(manifest: Manifest, source: ManifestSource): void {
 
 /** How many bytes before a log's recorded end its tail hash covers: enough to tell an appended-to log from a
  *  rewritten or rotated one (timestamps change line by line), cheap to read again. */
-export const TAIL_BYTES = 4096;
+const TAIL_BYTES = 4096;
 
 /** sha256 of the file's bytes [end - TAIL_BYTES, end), or undefined when it has fewer than `end` bytes. */
 export async function tailHash(absPath: string, end: number): Promise<string | undefined> {
