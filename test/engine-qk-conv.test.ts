@@ -1,6 +1,7 @@
 /**
  * A model whose memory queries mix the rows before them (config qk_conv > 1, train/model.py) decodes with one
- * more cache part: each layer's last qk_conv-1 query projections. A tiny such model is made and exported here by
+ * more cache part: each layer's last qk_conv-1 query projections; with doc_value its fold graph also finds each
+ * row's document header from the token ids (the stream below has <doc> and <cont> headers). A tiny such model is made and exported here by
  * the Python reference (train/export.py; random weights large enough that the memory and every row matter),
  * and the engine must reproduce, token for token, the greedy answer PyTorch decodes from the same memory with
  * its own cache, and the scorer must agree with the beam search on it.
@@ -17,6 +18,14 @@ import { MODEL_DIR, ROOT, tempDir } from './helpers.js';
 
 const QUESTION = 'where is parseConfig defined?';
 const STEPS = 6;
+/** Three segments of 16 tokens (the last partial): a document header (<doc> = 3, newline = 18), a
+ *  continuation header (<cont> = 4), and a second document starting mid-segment. */
+const text = (from: number, n: number) => Array.from({ length: n }, (_, k) => ((from + k) * 7919 + 13) % 8184 + 8).map((t) => (t === 18 || t === 3 || t === 4 ? 19 : t));
+const SEGMENTS = [
+  [3, 200, 300, 18, ...text(0, 12)],
+  [4, 200, 300, 18, ...text(12, 6), 3, 401, 18, ...text(18, 3)],
+  [4, 401, 18, ...text(21, 2)],
+];
 
 /** An interpreter with torch and onnx (Debian's python3-torch lives in /usr/bin/python3; scripts/pytest.sh). */
 function python(): string {
@@ -30,10 +39,10 @@ function python(): string {
 const REFERENCE = `
 import json, sys, torch
 sys.path.insert(0, 'train')
-from export import round_to_half, golden_stream
+from export import round_to_half
 from model import Config, CtxModel
 from stream import Tokenizer, question_prompt
-cfg_path, ckpt, question, steps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+cfg_path, ckpt, question, steps, segments = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), json.loads(sys.argv[5])
 torch.manual_seed(0)
 model = CtxModel(Config.load(cfg_path)).eval()
 with torch.no_grad():
@@ -43,7 +52,7 @@ torch.save(model.state_dict(), ckpt)
 round_to_half(model)
 with torch.no_grad():
     state = model.empty_state()
-    for seg in golden_stream(model.cfg):
+    for seg in segments:
         state = model.fold(torch.tensor([seg]), state)
     prompt = question_prompt(Tokenizer('models/ctx-small/tokenizer.model'), question)
     logits, cache = model.decode(torch.tensor([prompt]), state)
@@ -63,29 +72,24 @@ function makeModel() {
   const cfg = join(dir, 'conv.json');
   const config = {
     name: 'conv', vocab_size: 8192, d_model: 32, n_layers: 2, n_heads: 2, seg_len: 16, mem_tokens: 4, d_mem: 8,
-    dpfp_nu: 3, memory: 'armt', write_rows: 'all', qk_conv: 4,
+    dpfp_nu: 3, memory: 'armt', write_rows: 'all', qk_conv: 4, doc_value: true,
   };
   writeFileSync(cfg, JSON.stringify(config));
   const py = python();
   const ckpt = join(dir, 'w.pt');
-  const ref = JSON.parse(execFileSync(py, ['-c', REFERENCE, cfg, ckpt, QUESTION, String(STEPS)], { cwd: ROOT, encoding: 'utf8' }));
+  const ref = JSON.parse(execFileSync(py, ['-c', REFERENCE, cfg, ckpt, QUESTION, String(STEPS), JSON.stringify(SEGMENTS)], { cwd: ROOT, encoding: 'utf8' }));
   const out = join(dir, 'model');
   execFileSync(py, ['train/export.py', '--config', cfg, '--ckpt', ckpt, '--out', out, '--tokenizer', join(MODEL_DIR, 'tokenizer.model')], { cwd: ROOT, stdio: 'ignore' });
   return { out, ref: ref as { tokens: number[]; logprob: number; eos: number } };
 }
 
-test('a qk_conv model: the engine decodes what PyTorch decodes with its query-row cache, and scores agree', async () => {
+test('a qk_conv + doc_value model: the engine decodes what PyTorch decodes with its query-row cache, and scores agree', async () => {
   const { out, ref } = makeModel();
   const model = await loadModel(out, { threads: 2 });
   assert.equal(model.config.qk_conv, 4);
   assert.ok(model.decode.inputNames.includes('past_q'));
-  const V = model.config.vocab_size;
   let state = emptyState(model);
-  let i = 0;
-  for (const n of [16, 16, 5]) {     // export.py golden_stream for seg_len 16
-    state = await foldSegment(model, state, Array.from({ length: n }, (_, k) => ((i + k) * 7919 + 13) % (V - 8) + 8));
-    i += n;
-  }
+  for (const seg of SEGMENTS) state = await foldSegment(model, state, seg);
   const [greedy] = await answer(model, state, QUESTION, { beams: 1, maxTokens: STEPS });
   assert.deepEqual(greedy.tokens, ref.tokens, 'greedy tokens, one decode step at a time with the cache');
   assert.ok(Math.abs(greedy.logprob - ref.logprob) < 1e-2 * Math.max(1, Math.abs(ref.logprob)), `logprob ${greedy.logprob} vs ${ref.logprob}`);

@@ -22,6 +22,13 @@ segment. Two memory rules (config "memory"):
          models use for associative recall (Based, DeltaNet). With it two random-token facts bind when the name
          comes before its value (RUNS.md run 6); a name after its value binds only in short segments. Cached
          decoding carries each layer's last qk_conv-1 query projections beside the KV cache (export.py past_q).
+         doc_value: every written value also carries the header of the document its row belongs to (the mean of
+         the embeddings of the header's tokens, "<doc>code src/auth.py\n" or a segment's "<cont>..." line, through
+         a per-layer projection). A definition comes after its file's path, and a name's row could only write the
+         path if attention learned to fetch it from the header first: on random tokens that was learned only in
+         16-token segments and lost at 128 (RUNS.md run 6). Given the header, a name's row writes "this name ->
+         this file" from the first step. The header rows are found from the token ids alone (the stream format's
+         fixed <doc>/<cont> ids and nl_id, the tokenizer's newline), so the fold graph needs no extra input.
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
@@ -52,6 +59,8 @@ class Config:
     write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row)
     tie_qk: bool = False      # armt: keys use the read's query projection (mq), so a token matches its own earlier writes
     qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
+    doc_value: bool = False   # armt: written values also carry the row's document header (see the module doc)
+    nl_id: int = 18           # the tokenizer's newline id: ends a header (doc_value)
     mlp_mult: int = 4
 
     @property
@@ -142,6 +151,7 @@ class Block(nn.Module):
             self.qconv = conv()
             self.kconv = self.qconv if cfg.tie_qk else conv()
             self.mv = nn.Linear(d, d, bias=False)
+            self.mh = nn.Linear(d, d, bias=False) if cfg.doc_value else None   # the row's document header -> value
             self.mb = nn.Linear(d, 1)       # write gate
         else:
             self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
@@ -161,9 +171,9 @@ class Block(nn.Module):
         q = dpfp(h.float(), self.cfg.dpfp_nu)
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 
-    def armt_write(self, t, M, z):
+    def armt_write(self, t, M, z, head=None):
         key = dpfp(self.kconv(self.mk(t)).float(), self.cfg.dpfp_nu)
-        val = self.mv(t).float()
+        val = self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
@@ -171,10 +181,11 @@ class Block(nn.Module):
         return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
 
     # ---- forward -----------------------------------------------------------------------------------------
-    def forward(self, x, M, z, pos, write, past=None):
+    def forward(self, x, M, z, pos, write, past=None, head=None):
         """x [B,T,D]; M, z this layer's memory; pos [T] positions of x; write: update memory from the last
         mem_tokens rows (armt) or all rows (infini); past: cache of earlier tokens, (k, v) [B,H,P,dh] and the
-        memory queries' last rows [B,qk_conv-1,d_mem] (None without qk_conv).
+        memory queries' last rows [B,qk_conv-1,d_mem] (None without qk_conv); head [B,T,D]: each row's document
+        header (doc_value) when writing.
         Returns x, M, z, the cache including past."""
         cfg = self.cfg
         B, T, D = x.shape
@@ -192,7 +203,8 @@ class Block(nn.Module):
         x = x + self.o(a.transpose(1, 2).reshape(B, T, D))
         x = x + self.mlp(self.ln2(x))
         if cfg.memory == 'armt' and write:
-            M, z = self.armt_write(x if cfg.write_rows == 'all' else x[:, -cfg.mem_tokens:], M, z)
+            rows = slice(None) if cfg.write_rows == 'all' else slice(-cfg.mem_tokens, None)
+            M, z = self.armt_write(x[:, rows], M, z, None if head is None else head[:, rows])
         return x, M, z, (k, v, q_rows)
 
     def infini(self, a_dot, q, k, v, M, z, write):
@@ -224,6 +236,8 @@ class CtxModel(nn.Module):
             for b in self.blocks:
                 nn.init.zeros_(b.mv.weight)
                 nn.init.ones_(b.mb.bias)
+                if b.mh is not None:
+                    nn.init.zeros_(b.mh.weight)
 
     # ---- the flat state ----------------------------------------------------------------------------------
     def empty_state(self, batch=1, device='cpu'):
@@ -244,16 +258,35 @@ class CtxModel(nn.Module):
         return torch.cat([t.reshape(B, -1) for mz in layers for t in mz], 1)
 
     # ---- the two computations the product runs -----------------------------------------------------------
+    def document_heads(self, tokens, emb):
+        """Each row's document header: the mean embedding of the header rows ('<doc>'/'<cont>' up to and including
+        its first newline) of the last header at or before the row, over [B,T] tokens with embeddings emb [B,T,D];
+        zeros before a segment's first header. Written with cumsum, comparisons and one [T,T] matmul so that it
+        exports to ONNX as it is."""
+        start = ((tokens == 3) | (tokens == 4)).float()          # stream.py SPECIAL doc, cont
+        doc = start.cumsum(1)                                     # which header a row follows (0: none yet)
+        nl = (tokens == self.cfg.nl_id).float()
+        T = tokens.shape[1]
+        earlier = torch.ones(T, T, device=tokens.device).tril()  # earlier[t, j] = j <= t
+        same = (doc[:, :, None] == doc[:, None, :]).float() * earlier
+        nl_before = (same * nl[:, None, :]).sum(-1) - nl           # newlines of its document strictly before a row
+        in_head = (doc > 0).float() * (nl_before == 0).float()
+        w = same * in_head[:, None, :]
+        return ((w @ emb.float()) / w.sum(-1, keepdim=True).clamp(min=1.0)).to(emb.dtype)
+
     def fold(self, tokens, state, return_hidden=False):
         """Fold one segment into the memory: tokens [B,T] -> new state (and hidden states of the text tokens)."""
         cfg = self.cfg
         x = self.emb(tokens)
+        head = self.document_heads(tokens, x) if cfg.doc_value else None
         if cfg.memory == 'armt':
             x = torch.cat([x, self.mem.to(x.dtype).expand(x.shape[0], -1, -1)], 1)
+            if head is not None:   # memory tokens follow the segment's last row, in its document
+                head = torch.cat([head, head[:, -1:].expand(-1, cfg.mem_tokens, -1)], 1)
         pos = torch.arange(x.shape[1], device=x.device)
         layers = []
         for blk, (M, z) in zip(self.blocks, self.unpack(state)):
-            x, M, z, _ = blk(x, M, z, pos, write=True)
+            x, M, z, _ = blk(x, M, z, pos, write=True, head=head)
             layers.append((M, z))
         new_state = self.pack(layers)
         if return_hidden:

@@ -178,3 +178,42 @@ def test_qk_conv_mixes_earlier_rows_from_the_start_and_is_causal():
     later = h.clone()
     later[:, 4:] += 1.0
     assert torch.allclose(sc(h)[:, :4], sc(later)[:, :4]) and not torch.allclose(sc(h)[:, 4:], sc(later)[:, 4:])
+
+
+def test_document_heads_follow_the_last_header_causally():
+    """doc_value: a row's header is the mean embedding of its own document's header rows, up to the header's
+    first newline; nothing of a later header or of another document's header leaks in."""
+    cfg = Config(**TINY, write_rows='all', doc_value=True, nl_id=18)
+    model = CtxModel(cfg)
+    toks = torch.tensor([[9, 10, 3, 20, 21, 18, 30, 18, 31, 4, 22, 18, 32]])
+    emb = torch.randn(1, toks.shape[1], 32)
+    head = model.document_heads(toks, emb)
+    assert torch.equal(head[0, :2], torch.zeros(2, 32)), 'rows before any header have none'
+    first = emb[0, 2:6].mean(0)                    # <doc> 20 21 \n
+    for t in (5, 6, 7, 8):
+        assert torch.allclose(head[0, t], first, atol=1e-6)
+    assert torch.allclose(head[0, 3], emb[0, 2:4].mean(0), atol=1e-6), 'a header row sees only its header so far'
+    second = emb[0, 9:12].mean(0)                  # <cont> 22 \n
+    assert torch.allclose(head[0, 12], second, atol=1e-6)
+
+
+def test_doc_value_writes_the_header_into_the_memory():
+    """With doc_value the header projection (zero at the start, as mv) takes part in the write and gets gradient."""
+    torch.manual_seed(0)
+    model = CtxModel(Config(**TINY, write_rows='all', qk_conv=4, doc_value=True, nl_id=18))
+    segs = torch.tensor([[[3, 20, 21, 18] + list(range(30, 42))]])
+    qa = torch.randint(0, 64, (1, 8))
+    y = torch.full((1, 8), -100)
+    y[:, 4:7] = qa[:, 5:8]
+    for b in model.blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.1)
+    loss, _, _, _ = model(segs, qa, y, lm=False)
+    loss.backward()
+    assert all(b.mh.weight.grad.abs().sum() > 0 for b in model.blocks)
+    with torch.no_grad():
+        for b in model.blocks:
+            torch.nn.init.normal_(b.mh.weight, std=0.1)
+        with_head = model.fold(segs[:, 0], model.empty_state())
+        for b in model.blocks:
+            torch.nn.init.zeros_(b.mh.weight)
+        assert not torch.allclose(with_head, model.fold(segs[:, 0], model.empty_state()))
