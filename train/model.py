@@ -29,6 +29,12 @@ segment. Two memory rules (config "memory"):
          16-token segments and lost at 128 (RUNS.md run 6). Given the header, a name's row writes "this name ->
          this file" from the first step. The header rows are found from the token ids alone (the stream format's
          fixed <doc>/<cont> ids and nl_id, the tokenizer's newline), so the fold graph needs no extra input.
+         key_map 'l2': keys and queries are only L2-normalised (d_key = d_mem), with no normaliser: read x += q M,
+         write M += k^T (gate * (v - k M)) / s, the delta rule of DeltaNet (Yang et al. 2024), whose every token
+         writes (s keeps the all-rows-at-once update stable; armt_write).
+         DPFP features are non-negative, so two unrelated rows' keys still overlap (cosine ~0.25 measured on a
+         trained every-row model): a question then reads a blend of every row written, and training closes the
+         text rows' write gates (RUNS.md run 7). Signed unit keys overlap ~0 on average. z stays in the state, unused.
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
@@ -59,6 +65,7 @@ class Config:
     write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row)
     tie_qk: bool = False      # armt: keys use the read's query projection (mq), so a token matches its own earlier writes
     qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
+    key_map: str = 'dpfp'     # armt: 'dpfp' (ARMT: widened, non-negative, read normalised by z) | 'l2' (DeltaNet)
     doc_value: bool = False   # armt: written values also carry the row's document header (see the module doc)
     nl_id: int = 18           # the tokenizer's newline id: ends a header (doc_value)
     mlp_mult: int = 4
@@ -69,7 +76,7 @@ class Config:
 
     @property
     def d_key(self):
-        return 2 * self.dpfp_nu * self.d_mem
+        return 2 * self.dpfp_nu * self.d_mem if self.key_map == 'dpfp' else self.d_mem
 
     def layer_state_shapes(self):
         """Shapes of (M, z) for one layer, batch excluded."""
@@ -168,16 +175,26 @@ class Block(nn.Module):
             h = torch.cat([q_past.to(h.dtype), h], 1)
             tail = h[:, -(self.cfg.qk_conv - 1):]
             h = self.qconv(h)[:, q_past.shape[1]:]
+        if self.cfg.key_map == 'l2':
+            return x + (F.normalize(h.float(), dim=-1) @ M).to(x.dtype), tail
         q = dpfp(h.float(), self.cfg.dpfp_nu)
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 
     def armt_write(self, t, M, z, head=None):
-        key = dpfp(self.kconv(self.mk(t)).float(), self.cfg.dpfp_nu)
         val = self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
+        gate = torch.sigmoid(self.mb(t).float())
+        if self.cfg.key_map == 'l2':
+            # All rows write at once from the same M; that is the sequential delta rule only while their keys do
+            # not overlap. Scaled by the Frobenius norm of K^T G K (a bound on its largest eigenvalue) when above
+            # 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to segment: few open gates write at
+            # full strength, many share.
+            key = F.normalize(self.kconv(self.mk(t)).float(), dim=-1)
+            s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
+            return M + key.transpose(-1, -2) @ (gate * (val - key @ M)) / s, z
+        key = dpfp(self.kconv(self.mk(t)).float(), self.cfg.dpfp_nu)
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
-        gate = torch.sigmoid(self.mb(t).float())
         return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
 
     # ---- forward -----------------------------------------------------------------------------------------

@@ -13,11 +13,12 @@ from model import Config, CtxModel  # noqa: E402
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, dpfp_nu=3)
 
 
-@pytest.fixture(params=['armt', 'infini', 'armt-all'])
+@pytest.fixture(params=['armt', 'infini', 'armt-all', 'armt-all-l2'])
 def model(request):
     torch.manual_seed(0)
-    memory, _, rows = request.param.partition('-')
-    return CtxModel(Config(**TINY, memory=memory, write_rows=rows or 'mem')).eval()
+    parts = request.param.split('-')
+    memory, rows, key_map = parts[0], parts[1] if len(parts) > 1 else 'mem', parts[2] if len(parts) > 2 else 'dpfp'
+    return CtxModel(Config(**TINY, memory=memory, write_rows=rows, key_map=key_map, qk_conv=4 if key_map == 'l2' else 0)).eval()
 
 
 def test_state_size_is_layers_x_dkey_x_dmodel_plus_one():
@@ -217,3 +218,22 @@ def test_doc_value_writes_the_header_into_the_memory():
         for b in model.blocks:
             torch.nn.init.zeros_(b.mh.weight)
         assert not torch.allclose(with_head, model.fold(segs[:, 0], model.empty_state()))
+
+
+@torch.no_grad()
+def test_l2_keys_store_and_recall_and_stay_bounded():
+    """key_map l2: a key written alone is recalled at full strength (the plain delta rule); a segment of many
+    open gates is scaled so that folding it again and again does not blow the memory up."""
+    torch.manual_seed(0)
+    blk = CtxModel(Config(**TINY, write_rows='all', key_map='l2')).blocks[0]
+    torch.nn.init.normal_(blk.mv.weight, std=0.3)
+    torch.nn.init.constant_(blk.mb.bias, 20.0)                  # gates open
+    M, z = torch.zeros(1, 8, 32), torch.zeros(1, 8)
+    t = torch.randn(1, 1, 32)
+    M1, _ = blk.armt_write(t, M, z)
+    key = torch.nn.functional.normalize(blk.mk(t), dim=-1)
+    assert torch.allclose(key @ M1, blk.mv(t), atol=1e-4)
+    many = torch.randn(1, 64, 32) * 3
+    for _ in range(50):
+        M, z = blk.armt_write(many, M, z)
+    assert torch.isfinite(M).all() and M.abs().max() < 1e3

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Several training chunks side by side on the one GPU (runs 5-8 compared arms this way): each arm is a
+# gpu_chunk.sh run with its own run folder on the machine's disk and its own $OUT/ALIAS. An ALIAS lets two arms
+# share a config (it is copied to /root/ctx-run/cfg/ALIAS.json, and the run folder is named after it).
+#   bash train/gpu_arms.sh MINUTES 'CONFIG:ALIAS flags...' ['CONFIG:ALIAS flags...' ...]
+set -euo pipefail
+MIN=$1; shift
+mkdir -p /root/ctx-run/cfg
+[ -f /root/ctx-run/pool.pkl.gz ] || python3 train/corpus.py --out /root/ctx-run/pool.pkl.gz --procs 16
+BASE_OUT=$OUT
+for arm in "$@"; do
+  read -r spec flags <<<"$arm"
+  config=${spec%%:*}; alias=${spec#*:}
+  cp "$config" "/root/ctx-run/cfg/$alias.json"
+  mkdir -p "$BASE_OUT/$alias"
+  # word splitting of $flags is wanted: they are train.py flags
+  # shellcheck disable=SC2086
+  OUT="$BASE_OUT/$alias" bash train/gpu_chunk.sh "/root/ctx-run/cfg/$alias.json" "$MIN" $flags > "/root/ctx-run/$alias.out" 2>&1 &
+done
+wait
