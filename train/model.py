@@ -66,6 +66,7 @@ class Config:
     tie_qk: bool = False      # armt: keys use the read's query projection (mq), so a token matches its own earlier writes
     qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
     key_map: str = 'dpfp'     # armt: 'dpfp' (ARMT: widened, non-negative, read normalised by z) | 'l2' (DeltaNet)
+    keys_from_input: bool = False   # armt: write keys from the layer's input, as its queries (see armt_write)
     doc_value: bool = False   # armt: written values also carry the row's document header (see the module doc)
     nl_id: int = 18           # the tokenizer's newline id: ends a header (doc_value)
     mlp_mult: int = 4
@@ -180,7 +181,14 @@ class Block(nn.Module):
         q = dpfp(h.float(), self.cfg.dpfp_nu)
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 
-    def armt_write(self, t, M, z, head=None):
+    def armt_write(self, t, M, z, head=None, key_rows=None):
+        """Writes rows t [B,T,D] (the layer's output). key_rows: what the keys are computed from, where not t:
+        keys_from_input gives the layer's input, what its queries read with. Keyed by the output (ARMT's memory
+        tokens, which gather in the layer what they write), a name's row in a definition and in a question have
+        different keys even with tied projections and the same tokens, as attention mixed in each one's context
+        (RUNS.md run 7: at initialisation a question's name matched its definition no better than any row)."""
+        if key_rows is None:
+            key_rows = t
         val = self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
         gate = torch.sigmoid(self.mb(t).float())
         if self.cfg.key_map == 'l2':
@@ -188,10 +196,10 @@ class Block(nn.Module):
             # not overlap. Scaled by the Frobenius norm of K^T G K (a bound on its largest eigenvalue) when above
             # 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to segment: few open gates write at
             # full strength, many share.
-            key = F.normalize(self.kconv(self.mk(t)).float(), dim=-1)
+            key = F.normalize(self.kconv(self.mk(key_rows)).float(), dim=-1)
             s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
             return M + key.transpose(-1, -2) @ (gate * (val - key @ M)) / s, z
-        key = dpfp(self.kconv(self.mk(t)).float(), self.cfg.dpfp_nu)
+        key = dpfp(self.kconv(self.mk(key_rows)).float(), self.cfg.dpfp_nu)
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
@@ -206,7 +214,7 @@ class Block(nn.Module):
         Returns x, M, z, the cache including past."""
         cfg = self.cfg
         B, T, D = x.shape
-        q_rows = None
+        q_rows, x_in = None, x
         if cfg.memory == 'armt':
             x, q_rows = self.armt_read(x, M, z, None if past is None else past[2])
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, cfg.n_heads, cfg.d_head).permute(2, 0, 3, 1, 4)
@@ -221,7 +229,8 @@ class Block(nn.Module):
         x = x + self.mlp(self.ln2(x))
         if cfg.memory == 'armt' and write:
             rows = slice(None) if cfg.write_rows == 'all' else slice(-cfg.mem_tokens, None)
-            M, z = self.armt_write(x[:, rows], M, z, None if head is None else head[:, rows])
+            M, z = self.armt_write(x[:, rows], M, z, None if head is None else head[:, rows],
+                                   x_in[:, rows] if cfg.keys_from_input else None)
         return x, M, z, (k, v, q_rows)
 
     def infini(self, a_dot, q, k, v, M, z, write):

@@ -237,3 +237,22 @@ def test_l2_keys_store_and_recall_and_stay_bounded():
     for _ in range(50):
         M, z = blk.armt_write(many, M, z)
     assert torch.isfinite(M).all() and M.abs().max() < 1e3
+
+
+@torch.no_grad()
+def test_keys_from_input_match_the_query_of_the_same_tokens():
+    """keys_from_input + tie_qk: in the first layer a row's write key is exactly the query a later row with the same
+    qk_conv window of tokens reads with, whatever came before (with output keys, context changes it)."""
+    torch.manual_seed(0)
+    cfg = Config(**TINY, write_rows='all', qk_conv=4, tie_qk=True, key_map='l2', keys_from_input=True)
+    model = CtxModel(cfg)
+    blk, keys = model.blocks[0], {}
+    orig = blk.armt_write
+    blk.armt_write = lambda t, M, z, head=None, key_rows=None: keys.setdefault('k', torch.nn.functional.normalize(
+        blk.kconv(blk.mk(key_rows)), dim=-1)) is None or orig(t, M, z, head, key_rows)
+    name = [40, 41, 42, 43]
+    model.fold(torch.tensor([[9, 10, 11, *name, 12, 13, 14, 15, 16, 17, 18, 19, 20]]), model.empty_state())
+    x = model.emb(torch.tensor([[30, 31, *name]]))
+    h = blk.qconv(torch.cat([x.new_zeros(1, 3, cfg.d_mem), blk.mq(x)], 1))[:, 3:]
+    q = torch.nn.functional.normalize(h, dim=-1)
+    assert torch.allclose(keys['k'][0, 6], q[0, -1], atol=1e-5)
