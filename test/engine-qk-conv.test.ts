@@ -4,8 +4,9 @@
  * row's document header from the token ids (the stream below has <doc> and <cont> headers). The model also has
  * run 7's other options (key_map l2, tie_qk, keys_from_input); the shipped model's own tests cover DPFP keys.
  * A tiny such model is made and exported here by the Python reference (train/export.py; random weights large
- * enough that the memory and every row matter), and the engine must reproduce, token for token, the greedy answer PyTorch decodes from the same memory with
- * its own cache, and the scorer must agree with the beam search on it.
+ * enough that the memory and every row matter), and the engine must reproduce, token for token, the greedy
+ * answer PyTorch decodes from the same memory with its own cache, and the scorer must agree with the beam
+ * search on it.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
