@@ -189,21 +189,28 @@ class Block(nn.Module):
         (RUNS.md run 7: at initialisation a question's name matched its definition no better than any row)."""
         if key_rows is None:
             key_rows = t
-        val = self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
-        gate = torch.sigmoid(self.mb(t).float())
         if self.cfg.key_map == 'l2':
-            # All rows write at once from the same M; that is the sequential delta rule only while their keys do
-            # not overlap. Scaled by the Frobenius norm of K^T G K (a bound on its largest eigenvalue) when above
-            # 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to segment: few open gates write at
-            # full strength, many share.
-            key = F.normalize(self.kconv(self.mk(key_rows)).float(), dim=-1)
-            s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
-            return M + key.transpose(-1, -2) @ (gate * (val - key @ M)) / s, z
+            return self.delta_write(t, M, head, key_rows), z
         key = dpfp(self.kconv(self.mk(key_rows)).float(), self.cfg.dpfp_nu)
+        val = self.value(t, head)
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
+        gate = torch.sigmoid(self.mb(t).float())
         return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
+
+    def value(self, t, head):
+        return self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
+
+    def delta_write(self, t, M, head, key_rows):
+        """key_map 'l2': M after the delta rule with unit keys. All rows write at once from the same M; that is the
+        sequential delta rule only while their keys do not overlap. Scaled by the Frobenius norm of K^T G K (a bound
+        on its largest eigenvalue) when above 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to
+        segment: few open gates write at full strength, many share."""
+        key = F.normalize(self.kconv(self.mk(key_rows)).float(), dim=-1)
+        gate = torch.sigmoid(self.mb(t).float())
+        s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
+        return M + key.transpose(-1, -2) @ (gate * (self.value(t, head) - key @ M)) / s
 
     # ---- forward -----------------------------------------------------------------------------------------
     def forward(self, x, M, z, pos, write, past=None, head=None):
