@@ -68,23 +68,33 @@ def tally(streams):
             'q_effect': round(sum(effects) / len(effects), 3)}
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def probe_args(doc, n):
+    """The flags both probes take (this one and write_probe.py): model, pool, and how the held-out streams are drawn."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', required=True)
     p.add_argument('--weights', required=True, help='state_dict (or its .00/.01 parts)')
     p.add_argument('--pool', required=True)
-    p.add_argument('--n', type=int, default=64, help='streams with two or more asked definitions')
+    p.add_argument('--n', type=int, default=n, help='streams with two or more asked definitions')
     p.add_argument('--nseg', type=int, default=2)
     p.add_argument('--win', default='256,768')
     p.add_argument('--def_lead', type=int, default=32)
     p.add_argument('--max_defs', type=int, default=2)
     p.add_argument('--seed', type=int, default=4242)
-    a = p.parse_args()
+    return p
+
+
+def probe_setup(a):
+    """The model with its weights (eval mode) and the held-out where_defined sampler the flags describe."""
     torch.set_num_threads(os.cpu_count() or 1)
     model = CtxModel(Config.load(a.config))
     model.load_state_dict(load_checkpoint(a.weights))
     model.eval()
-    sampler = TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True, **curriculum(a))
+    return model, TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True, **curriculum(a))
+
+
+def main():
+    a = probe_args(__doc__, 64).parse_args()
+    model, sampler = probe_setup(a)
     streams = probe(model, sampler, a.n, a.nseg)
     # ARMT's own retrieval tasks hold one pair per segment; here two definitions often share one: report apart
     apart, shared = [], []

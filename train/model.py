@@ -31,7 +31,7 @@ segment. Two memory rules (config "memory"):
          fixed <doc>/<cont> ids and nl_id, the tokenizer's newline), so the fold graph needs no extra input.
          key_map 'l2': keys and queries are only L2-normalised (d_key = d_mem), with no normaliser: read x += q M,
          write M += k^T (gate * (v - k M)) / s, the delta rule of DeltaNet (Yang et al. 2024), whose every token
-         writes (s keeps the all-rows-at-once update stable; armt_write).
+         writes (s keeps the all-rows-at-once update stable; delta_write).
          DPFP features are non-negative, so two unrelated rows' keys still overlap (cosine ~0.25 measured on a
          trained every-row model): a question then reads a blend of every row written, and training closes the
          text rows' write gates (RUNS.md run 7). Signed unit keys overlap ~0 on average. z stays in the state, unused.
@@ -165,10 +165,16 @@ class Block(nn.Module):
             self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
 
     # ---- ARMT memory -------------------------------------------------------------------------------------
-    def armt_read(self, x, M, z, q_past=None):
-        """x plus what the memory holds for each row. With qk_conv, q_past [B, width-1, d_mem] holds the query
-        projections of the rows before x (decoding with a cache; zeros = none, as at a segment's start).
-        Returns x and the query projections of the last width-1 rows (None without qk_conv)."""
+    def features(self, h):
+        """Key/query features of (convolved) projections h: unit vectors (key_map l2) or DPFP's widened ones."""
+        if self.cfg.key_map == 'l2':
+            return F.normalize(h.float(), dim=-1)
+        return dpfp(h.float(), self.cfg.dpfp_nu)
+
+    def query(self, x, q_past=None):
+        """Memory query features of rows x. With qk_conv, q_past [B, width-1, d_mem] holds the query projections
+        of the rows before x (decoding with a cache; zeros = none, as at a segment's start). Returns the features
+        and the query projections of the last width-1 rows (None without qk_conv)."""
         h, tail = self.mq(x), None
         if self.cfg.qk_conv > 1:     # (without it qconv is the identity)
             if q_past is None:
@@ -176,9 +182,24 @@ class Block(nn.Module):
             h = torch.cat([q_past.to(h.dtype), h], 1)
             tail = h[:, -(self.cfg.qk_conv - 1):]
             h = self.qconv(h)[:, q_past.shape[1]:]
+        return self.features(h), tail
+
+    def key(self, rows):
+        """Write key features of rows [B,T,D]."""
+        return self.features(self.kconv(self.mk(rows)))
+
+    def gate(self, t):
+        """Write gate [B,T,1] of rows t."""
+        return torch.sigmoid(self.mb(t).float())
+
+    def value(self, t, head):
+        return self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
+
+    def armt_read(self, x, M, z, q_past=None):
+        """x plus what the memory holds for each row (q_past: see query). Returns x and the query rows' tail."""
+        q, tail = self.query(x, q_past)
         if self.cfg.key_map == 'l2':
-            return x + (F.normalize(h.float(), dim=-1) @ M).to(x.dtype), tail
-        q = dpfp(h.float(), self.cfg.dpfp_nu)
+            return x + (q @ M).to(x.dtype), tail
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 
     def armt_write(self, t, M, z, head=None, key_rows=None):
@@ -187,28 +208,22 @@ class Block(nn.Module):
         tokens, which gather in the layer what they write), a name's row in a definition and in a question have
         different keys even with tied projections and the same tokens, as attention mixed in each one's context
         (RUNS.md run 7: at initialisation a question's name matched its definition no better than any row)."""
-        if key_rows is None:
-            key_rows = t
+        key = self.key(t if key_rows is None else key_rows)
         if self.cfg.key_map == 'l2':
-            return self.delta_write(t, M, head, key_rows), z
-        key = dpfp(self.kconv(self.mk(key_rows)).float(), self.cfg.dpfp_nu)
+            return self.delta_write(t, M, head, key), z
         val = self.value(t, head)
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
-        gate = torch.sigmoid(self.mb(t).float())
+        gate = self.gate(t)
         return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
 
-    def value(self, t, head):
-        return self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
-
-    def delta_write(self, t, M, head, key_rows):
+    def delta_write(self, t, M, head, key):
         """key_map 'l2': M after the delta rule with unit keys. All rows write at once from the same M; that is the
         sequential delta rule only while their keys do not overlap. Scaled by the Frobenius norm of K^T G K (a bound
         on its largest eigenvalue) when above 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to
         segment: few open gates write at full strength, many share."""
-        key = F.normalize(self.kconv(self.mk(key_rows)).float(), dim=-1)
-        gate = torch.sigmoid(self.mb(t).float())
+        gate = self.gate(t)
         s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
         return M + key.transpose(-1, -2) @ (gate * (self.value(t, head) - key @ M)) / s
 

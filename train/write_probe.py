@@ -9,55 +9,31 @@ question (high similarity, low rank) and write (open gate).
   python3 train/write_probe.py --config train/configs/ctx-small-delta-tied-in.json --weights runs/dti-c1/weights.pt \
       --pool /tmp/pool-small.pkl.gz --n 8
 """
-import argparse
 import json
 import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from binding_probe import TOKENIZER  # noqa: E402
-from export import load_checkpoint  # noqa: E402
-from model import Config, CtxModel, dpfp  # noqa: E402
-from tasks import TaskSampler  # noqa: E402
+from binding_probe import probe_args, probe_setup  # noqa: E402
+from train import fold_sample  # noqa: E402
 
 
-def features(blk, h):
-    """Key/query features of projections h [B,T,d_mem] after the convolution, as the block computes them."""
-    cfg = blk.cfg
-    return F.normalize(h.float(), dim=-1) if cfg.key_map == 'l2' else dpfp(h.float(), cfg.dpfp_nu)
-
-
-def record_writes(model):
-    """Wraps every block's armt_write to record (keys, gates) of each folded segment; returns the record."""
-    seen = {i: [] for i in range(model.cfg.n_layers)}
-    for i, blk in enumerate(model.blocks):
-        def write(t, M, z, head=None, key_rows=None, blk=blk, orig=blk.armt_write, i=i):
-            src = t if key_rows is None else key_rows
-            seen[i].append((features(blk, blk.kconv(blk.mk(src)))[0], torch.sigmoid(blk.mb(t).float())[0, :, 0]))
-            return orig(t, M, z, head, key_rows)
-        blk.armt_write = write
+def record(model):
+    """Records what every block's key, gate and query methods return (batch row 0), per layer, until cleared:
+    {'key': [[T,d_key] per folded segment], 'gate': [[T]], 'query': [[t,d_key]]} for each layer."""
+    seen = []
+    for blk in model.blocks:
+        rec = {'key': [], 'gate': [], 'query': []}
+        for name, pick in (('key', lambda out: out[0]), ('gate', lambda out: out[0, :, 0]), ('query', lambda out: out[0][0])):
+            def wrapped(*args, fn=getattr(blk, name), into=rec[name], pick=pick):
+                out = fn(*args)
+                into.append(pick(out))
+                return out
+            setattr(blk, name, wrapped)
+        seen.append(rec)
     return seen
-
-
-def queries(model, question, state):
-    """Each layer's memory queries [L, len(question), d_key] while decoding the question from state."""
-    out = []
-    for blk in model.blocks:
-        def read(x, M, z, q_past=None, blk=blk, orig=blk.armt_read):
-            h = blk.mq(x)
-            if blk.cfg.qk_conv > 1:
-                w = blk.cfg.qk_conv - 1
-                h = blk.qconv(torch.cat([h.new_zeros(h.shape[0], w, h.shape[2]), h], 1))[:, w:]
-            out.append(features(blk, h)[0])
-            return orig(x, M, z, q_past)
-        blk.armt_read = read
-    model.decode(torch.tensor([question]), state)
-    for blk in model.blocks:
-        del blk.armt_read      # back to the class's method
-    return out
 
 
 def ends_with(tok, ids, name):
@@ -72,44 +48,34 @@ def ends_with(tok, ids, name):
 
 @torch.no_grad()
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('--config', required=True)
-    p.add_argument('--weights', required=True, help='state_dict (or its .00/.01 parts)')
-    p.add_argument('--pool', required=True)
-    p.add_argument('--n', type=int, default=8, help='streams')
-    p.add_argument('--seed', type=int, default=4242)
-    a = p.parse_args()
-    model = CtxModel(Config.load(a.config))
-    model.load_state_dict(load_checkpoint(a.weights))
-    model.eval()
-    cfg = model.cfg
-    sampler = TaskSampler(a.pool, TOKENIZER, cfg.seg_len, a.seed, split='heldout', ask_all=True, max_defs=2,
-                          win=(256, 768), def_lead=32)
-    tok, seen = sampler.tok, record_writes(model)
+    a = probe_args(__doc__, 8).parse_args()
+    model, sampler = probe_setup(a)
+    cfg, tok = model.cfg, sampler.tok
+    seen = record(model)
     stats = {i: [] for i in range(cfg.n_layers)}
     done = 0
     while done < a.n:
-        s = sampler.sample(2, 'where_defined')
+        s = sampler.sample(a.nseg, 'where_defined')
         if s is None or not s.more:
             continue
         done += 1
-        for rec in seen.values():
-            rec.clear()
-        state = model.empty_state()
-        rows_ids = []
-        for seg in s.segments:
-            state = model.fold(torch.tensor(seg[None].astype('int64')), state)
-            rows_ids += [int(t) for t in seg] + [-1] * cfg.mem_tokens    # memory tokens' rows follow each segment
-        text_ids = [t if t >= 0 else 0 for t in rows_ids]
+        for rec in seen:
+            for v in rec.values():
+                v.clear()
+        state = fold_sample(model, s.segments)
+        # the written rows: each segment's tokens, then its memory tokens (-1 here)
+        rows_ids = [r for seg in s.segments for r in [int(t) for t in seg] + [-1] * cfg.mem_tokens]
         name = s.meta['name']
-        rows = [r for r in ends_with(tok, text_ids, name) if rows_ids[r] >= 0]
+        rows = [r for r in ends_with(tok, [max(t, 0) for t in rows_ids], name) if rows_ids[r] >= 0]
         q_rows = ends_with(tok, s.question, name)
         if not rows or not q_rows:
             continue
-        for i, q in enumerate(queries(model, s.question, state)):
-            keys = torch.cat([k for k, _ in seen[i]])
-            gates = torch.cat([g for _, g in seen[i]])
-            sim = keys @ q[q_rows[-1]]
+        for rec in seen:
+            rec['query'].clear()         # folding read the memory too: keep the question's queries only
+        model.decode(torch.tensor([s.question]), state)
+        for i, rec in enumerate(seen):
+            keys, gates = torch.cat(rec['key']), torch.cat(rec['gate'])
+            sim = keys @ rec['query'][0][q_rows[-1]]
             stats[i].append([float(sim[rows].mean()), float(sim.mean()), int((sim > sim[rows].max()).sum()),
                              float(gates[rows].mean()), float(gates.mean())])
     for i, rec in stats.items():

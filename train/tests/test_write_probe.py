@@ -9,7 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
 from binding_probe import TOKENIZER  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 from stream import Tokenizer, question_prompt  # noqa: E402
-from write_probe import ends_with, queries, record_writes  # noqa: E402
+from write_probe import ends_with, record  # noqa: E402
 
 
 @torch.no_grad()
@@ -20,14 +20,17 @@ def test_the_probe_finds_the_name_and_its_exact_key_match():
     model, tok = CtxModel(cfg).eval(), Tokenizer(TOKENIZER)
     seg = tok.encode('x = 1\nwhere is zorbFrobnic = 2\n')
     seg = seg + [9] * (cfg.seg_len - len(seg))
-    seen = record_writes(model)
+    seen = record(model)
     state = model.fold(torch.tensor([seg]), model.empty_state())
+    seen[0]['query'].clear()
     rows = ends_with(tok, seg, 'zorbFrobnic')
     question = question_prompt(tok, 'where is zorbFrobnic defined?')
     q_rows = ends_with(tok, question, 'zorbFrobnic')
     assert len(rows) == 1 and len(q_rows) == 1
-    keys, gates = seen[0][0]
+    model.decode(torch.tensor([question]), state)
+    (keys,), (gates,), (queries,) = seen[0]['key'], seen[0]['gate'], seen[0]['query']
     assert keys.shape[0] == cfg.seg_len + cfg.mem_tokens and gates.shape == (cfg.seg_len + cfg.mem_tokens,)
-    sim = keys @ queries(model, question, state)[0][q_rows[0]]
+    assert queries.shape[0] == len(question)
+    sim = keys @ queries[q_rows[0]]
     assert abs(float(sim[rows[0]]) - 1.0) < 1e-5
     assert int((sim > sim[rows[0]] - 1e-6).sum()) == 1, 'no other row matches as well'
