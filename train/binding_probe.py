@@ -42,7 +42,7 @@ def probe(model, sampler, n, nseg):
             continue
         questions = [s.question] + [q for q, _ in s.more]
         answers = [answer_tokens(sampler.tok, s.meta['answer'])] + [a for _, a in s.more]
-        state = fold_sample(model, s.segments)
+        state = fold_sample(model, s.segments, next(model.parameters()).device)
         flat = answer_logliks(model, state, [(q, a) for q in questions for a in answers])
         k = len(answers)
         out.append(([flat[i * k:(i + 1) * k] for i in range(len(questions))], s.meta['asked_depths']))
@@ -80,6 +80,7 @@ def probe_args(doc, n):
     p.add_argument('--def_lead', type=int, default=32)
     p.add_argument('--max_defs', type=int, default=2)
     p.add_argument('--seed', type=int, default=4242)
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return p
 
 
@@ -88,7 +89,7 @@ def probe_setup(a):
     torch.set_num_threads(os.cpu_count() or 1)
     model = CtxModel(Config.load(a.config))
     model.load_state_dict(load_checkpoint(a.weights))
-    model.eval()
+    model.to(a.device).eval()
     return model, TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True, **curriculum(a))
 
 

@@ -67,6 +67,8 @@ class Config:
     qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
     key_map: str = 'dpfp'     # armt: 'dpfp' (ARMT: widened, non-negative, read normalised by z) | 'l2' (DeltaNet)
     keys_from_input: bool = False   # armt: write keys from the layer's input, as its queries (see armt_write)
+    gate_from_input: bool = False   # armt: write gates from the layer's input too (see armt_write)
+    seq_delta: bool = False   # key_map l2: the rows of a segment write one after another (seq_delta), not all at once
     doc_value: bool = False   # armt: written values also carry the row's document header (see the module doc)
     nl_id: int = 18           # the tokenizer's newline id: ends a header (doc_value)
     mlp_mult: int = 4
@@ -145,6 +147,33 @@ class ShortConv(nn.Module):
         return out
 
 
+def seq_delta(M, key, val, beta, rows_max, chunk=16):
+    """M [B,d,D] after rows i = 1..T (unit keys [B,T,d], values [B,T,D], gates [B,T,1]) write one after another,
+    M += beta_i k_i^T (v_i - k_i M): DeltaNet's rule as written (Yang et al. 2024, chunked form). Each step is a
+    contraction, so no scale is needed; the all-rows-at-once write (delta_write) must divide by a bound on the
+    largest eigenvalue of K^T G K, which keys sharing one direction make 10-140 (measured on run 7's weights):
+    every row, a name's too, then writes at a tenth of its strength or less.
+    Within a chunk the rows' updates U solve (I + tril(beta K K^T, -1)) U = beta (V - K M); the inverse of that
+    unit triangular matrix is sum_m (-N)^m, formed by repeated squaring for all chunks at once (entries stay below
+    C(15,7) in a chunk of 16: safe in float32); only M's update runs chunk by chunk. Rows are padded to rows_max
+    with zero keys (a zero key writes nothing) so that the exported graph has a fixed number of chunks."""
+    B, T, d = key.shape
+    n = -(-rows_max // chunk)
+    pad = lambda x: torch.cat([x, x.new_zeros(B, n * chunk, x.shape[-1])], 1)[:, :n * chunk].reshape(B, n, chunk, -1)
+    k, v, b = pad(key.float()), pad(val.float()), pad(beta.float())
+    strict = torch.ones(chunk, chunk, device=k.device).tril(-1)
+    x = -(b * (k @ k.transpose(-1, -2))) * strict                 # -N, [B,n,C,C]
+    eye = torch.eye(chunk, device=k.device)
+    inv = eye + x
+    for _ in range(int(math.log2(chunk)) - 1):
+        x = x @ x
+        inv = inv @ (eye + x)
+    w, u = inv @ (b * k), inv @ (b * v)
+    for c in range(n):
+        M = M + k[:, c].transpose(-1, -2) @ (u[:, c] - w[:, c] @ M)
+    return M
+
+
 class Block(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
@@ -161,6 +190,7 @@ class Block(nn.Module):
             self.mv = nn.Linear(d, d, bias=False)
             self.mh = nn.Linear(d, d, bias=False) if cfg.doc_value else None   # the row's document header -> value
             self.mb = nn.Linear(d, 1)       # write gate
+            self.gate_open = False          # training only: every row writes at full strength (train.py --gate_open_steps)
         else:
             self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
 
@@ -190,6 +220,8 @@ class Block(nn.Module):
 
     def gate(self, t):
         """Write gate [B,T,1] of rows t."""
+        if self.gate_open:
+            return t.new_ones(t.shape[0], t.shape[1], 1, dtype=torch.float32)
         return torch.sigmoid(self.mb(t).float())
 
     def value(self, t, head):
@@ -202,28 +234,33 @@ class Block(nn.Module):
             return x + (q @ M).to(x.dtype), tail
         return x + ((q @ M) / ((q @ z.unsqueeze(-1)) + 1e-5)).to(x.dtype), tail
 
-    def armt_write(self, t, M, z, head=None, key_rows=None):
-        """Writes rows t [B,T,D] (the layer's output). key_rows: what the keys are computed from, where not t:
-        keys_from_input gives the layer's input, what its queries read with. Keyed by the output (ARMT's memory
-        tokens, which gather in the layer what they write), a name's row in a definition and in a question have
-        different keys even with tied projections and the same tokens, as attention mixed in each one's context
-        (RUNS.md run 7: at initialisation a question's name matched its definition no better than any row)."""
-        key = self.key(t if key_rows is None else key_rows)
+    def armt_write(self, t, M, z, head=None, x_in=None):
+        """Writes rows t [B,T,D] (the layer's output); x_in: the same rows of the layer's input (needed with
+        keys_from_input or gate_from_input). keys_from_input computes the keys from x_in, what the queries read
+        with. Keyed by the output (ARMT's memory tokens, which gather in the layer what they write), a name's row in
+        a definition and in a question have different keys even with tied projections and the same tokens, as
+        attention mixed in each one's context (RUNS.md run 7: at initialisation a question's name matched its
+        definition no better than any row). gate_from_input computes the gate from x_in as well: a row's tokens
+        decide whether it writes, as they decide its key."""
+        key = self.key(x_in if self.cfg.keys_from_input else t)
+        gate_rows = x_in if self.cfg.gate_from_input else t
         if self.cfg.key_map == 'l2':
-            return self.delta_write(t, M, head, key), z
+            return self.delta_write(t, M, head, key, gate_rows), z
         val = self.value(t, head)
         norm = (key @ z.unsqueeze(-1)) + 1e-5
         prev = (key @ M) / norm
         coef = torch.clamp(1 - norm / (key.norm(dim=-1, keepdim=True) ** 2), 0, 1).detach()
-        gate = self.gate(t)
+        gate = self.gate(gate_rows)
         return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
 
-    def delta_write(self, t, M, head, key):
+    def delta_write(self, t, M, head, key, gate_rows):
         """key_map 'l2': M after the delta rule with unit keys. All rows write at once from the same M; that is the
         sequential delta rule only while their keys do not overlap. Scaled by the Frobenius norm of K^T G K (a bound
         on its largest eigenvalue) when above 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to
         segment: few open gates write at full strength, many share."""
-        gate = self.gate(t)
+        gate = self.gate(gate_rows)
+        if self.cfg.seq_delta:
+            return seq_delta(M, key, self.value(t, head), gate, self.cfg.seg_len + self.cfg.mem_tokens)
         s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
         return M + key.transpose(-1, -2) @ (gate * (self.value(t, head) - key @ M)) / s
 
@@ -252,7 +289,7 @@ class Block(nn.Module):
         if cfg.memory == 'armt' and write:
             rows = slice(None) if cfg.write_rows == 'all' else slice(-cfg.mem_tokens, None)
             M, z = self.armt_write(x[:, rows], M, z, None if head is None else head[:, rows],
-                                   x_in[:, rows] if cfg.keys_from_input else None)
+                                   x_in[:, rows] if cfg.keys_from_input or cfg.gate_from_input else None)
         return x, M, z, (k, v, q_rows)
 
     def infini(self, a_dot, q, k, v, M, z, write):
@@ -286,6 +323,17 @@ class CtxModel(nn.Module):
                 nn.init.ones_(b.mb.bias)
                 if b.mh is not None:
                     nn.init.zeros_(b.mh.weight)
+
+    # ---- training switches for the write gates (train.py) --------------------------------------------------
+    def open_gates(self, on):
+        for b in self.blocks:
+            b.gate_open = on
+
+    @torch.no_grad()
+    def reset_gates(self, bias):
+        for b in self.blocks:
+            nn.init.zeros_(b.mb.weight)
+            nn.init.constant_(b.mb.bias, bias)
 
     # ---- the flat state ----------------------------------------------------------------------------------
     def empty_state(self, batch=1, device='cpu'):

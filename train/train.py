@@ -59,6 +59,10 @@ def parse_args():
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
                    "does not depend on it; held-out numbers stay at the config's (the product's), except rank_eval's "
                    "as-trained ones. A curriculum knob: a name binds to the path before it in short segments first (RUNS.md run 6)")
+    p.add_argument('--gate_open_steps', type=int, default=0,
+                   help="the memory's write gates held open on every row for this many steps, then learned: closed gates pass "
+                        "no gradient to what a row would write, and they close before a name's row has learned to write its file (RUNS.md run 7)")
+    p.add_argument('--gate_reset', type=float, help='on a fresh start: write gates restarted at this bias with zero weights (sigmoid(2) = 0.88 on every row)')
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
     p.add_argument('--workers', type=int, default=12)
@@ -253,6 +257,8 @@ def main():
         from export import load_checkpoint
         model.load_state_dict(load_checkpoint(args.init))
         print(json.dumps({'init': args.init}), flush=True)
+    if args.gate_reset is not None and st['step'] == 0:
+        model.reset_gates(args.gate_reset)
     pool = corpus.load_pool(args.pool)
     nparam = sum(p.numel() for p in model.parameters())
     print(json.dumps({'params': nparam, 'config': cfg.to_dict(), 'device': dev}), flush=True)
@@ -272,6 +278,7 @@ def main():
         S, Q, Y, owner = (t.to(dev, non_blocking=True) for t in (S, Q, Y, owner))
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
+        model.open_gates(st['step'] < args.gate_open_steps)
         with autocast(dev):
             loss, lm, ans, ex = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above)
         opt.zero_grad(set_to_none=True)
@@ -295,6 +302,7 @@ def main():
             save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0})
             last_save = time.time()
     st['seconds'] += time.time() - t0
+    model.open_gates(False)
     save(args.ckpt, model, opt, st)
     os.makedirs(args.out, exist_ok=True)
     save_weights_parts(model, args.out)

@@ -62,7 +62,7 @@ def main():
         for rec in seen:
             for v in rec.values():
                 v.clear()
-        state = fold_sample(model, s.segments)
+        state = fold_sample(model, s.segments, a.device)
         # the written rows: each segment's tokens, then its memory tokens (-1 here)
         rows_ids = [r for seg in s.segments for r in [int(t) for t in seg] + [-1] * cfg.mem_tokens]
         name = s.meta['name']
@@ -72,7 +72,7 @@ def main():
             continue
         for rec in seen:
             rec['query'].clear()         # folding read the memory too: keep the question's queries only
-        model.decode(torch.tensor([s.question]), state)
+        model.decode(torch.tensor([s.question], device=a.device), state)
         for i, rec in enumerate(seen):
             keys, gates = torch.cat(rec['key']), torch.cat(rec['gate'])
             sim = keys @ rec['query'][0][q_rows[-1]]

@@ -248,11 +248,68 @@ def test_keys_from_input_match_the_query_of_the_same_tokens():
     model = CtxModel(cfg)
     blk, keys = model.blocks[0], {}
     orig = blk.armt_write
-    blk.armt_write = lambda t, M, z, head=None, key_rows=None: keys.setdefault('k', torch.nn.functional.normalize(
-        blk.kconv(blk.mk(key_rows)), dim=-1)) is None or orig(t, M, z, head, key_rows)
+    blk.armt_write = lambda t, M, z, head=None, x_in=None: keys.setdefault('k', blk.key(x_in)) is None or orig(t, M, z, head, x_in)
     name = [40, 41, 42, 43]
     model.fold(torch.tensor([[9, 10, 11, *name, 12, 13, 14, 15, 16, 17, 18, 19, 20]]), model.empty_state())
     x = model.emb(torch.tensor([[30, 31, *name]]))
     h = blk.qconv(torch.cat([x.new_zeros(1, 3, cfg.d_mem), blk.mq(x)], 1))[:, 3:]
     q = torch.nn.functional.normalize(h, dim=-1)
     assert torch.allclose(keys['k'][0, 6], q[0, -1], atol=1e-5)
+
+
+@torch.no_grad()
+def test_gate_from_input_depends_on_the_rows_tokens_only_in_the_first_layer():
+    """gate_from_input: in the first layer (empty memory) a row's write gate is a function of its own token,
+    whatever came before it; gated by the output, context changes it."""
+    torch.manual_seed(0)
+    for from_input in (True, False):
+        model = CtxModel(Config(**TINY, write_rows='all', key_map='l2', gate_from_input=from_input))
+        torch.nn.init.normal_(model.blocks[0].mb.weight, std=0.5)
+        gates, blk = [], model.blocks[0]
+        orig = blk.gate
+        blk.gate = lambda rows: gates.append(orig(rows)) or gates[-1]
+        model.fold(torch.tensor([[9, 10, 11, 40, 12, 13, 14, 15]]), model.empty_state())
+        model.fold(torch.tensor([[20, 21, 40, 22, 23, 24, 25, 26]]), model.empty_state())
+        same = torch.allclose(gates[0][0, 3], gates[1][0, 2], atol=1e-6)
+        assert same == from_input
+
+
+@torch.no_grad()
+def test_open_gates_write_every_row_at_full_strength():
+    """open_gates (train.py --gate_open_steps): shut gates write nothing, held open they write what gates of 1 would;
+    reset_gates restarts them open."""
+    torch.manual_seed(0)
+    model = CtxModel(Config(**TINY, write_rows='all', key_map='l2'))
+    for b in model.blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.3)
+    seg = torch.tensor([[9, 10, 11, 40, 12, 13, 14, 15]])
+    model.reset_gates(-40.0)
+    shut = model.fold(seg, model.empty_state())
+    assert shut.abs().max() < 1e-6
+    model.open_gates(True)
+    held_open = model.fold(seg, model.empty_state())
+    model.open_gates(False)
+    model.reset_gates(40.0)
+    assert torch.allclose(held_open, model.fold(seg, model.empty_state()), atol=1e-5)
+    assert held_open.abs().max() > 1e-3
+
+
+def test_seq_delta_is_the_delta_rule_row_by_row():
+    """seq_delta equals the delta rule applied one row at a time (any length up to rows_max, shut gates included)
+    and stays bounded when the same rows are written again and again."""
+    from model import seq_delta
+    torch.manual_seed(0)
+    for T in (1, 16, 37):
+        key = torch.nn.functional.normalize(torch.randn(2, T, 8) + 2.0, dim=-1)   # overlapping keys
+        val, beta = torch.randn(2, T, 5), torch.rand(2, T, 1)
+        beta[:, ::3] = 0.0
+        M0 = torch.randn(2, 8, 5)
+        want = M0.clone()
+        for i in range(T):
+            k, v = key[:, i:i + 1], val[:, i:i + 1]
+            want = want + k.transpose(-1, -2) @ (beta[:, i:i + 1] * (v - k @ want))
+        assert torch.allclose(seq_delta(M0, key, val, beta, rows_max=40), want, atol=1e-4)
+    M = torch.zeros(2, 8, 5)
+    for _ in range(50):
+        M = seq_delta(M, key, val * 3, torch.ones_like(beta), rows_max=40)
+    assert torch.isfinite(M).all() and M.abs().max() < 100
