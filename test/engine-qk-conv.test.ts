@@ -2,8 +2,8 @@
  * A model whose memory queries mix the rows before them (config qk_conv > 1, train/model.py) decodes with one
  * more cache part: each layer's last qk_conv-1 query projections; with doc_value its fold graph also finds each
  * row's document header from the token ids (the stream below has <doc> and <cont> headers). The model also has
- * the options of runs 7 and 8 (key_map l2, tie_qk, keys_from_input, gate_from_input, seq_delta: its fixed chunks
- * padded for the short last segment); the shipped model's own tests cover DPFP keys.
+ * the options of runs 7 and 8 (key_map l2, tie_qk, keys_from_input, gate_from_input, value_norm, seq_delta: its
+ * fixed chunks padded for the short last segment); the shipped model's own tests cover DPFP keys.
  * A tiny such model is made and exported here by the Python reference (train/export.py; random weights large
  * enough that the memory and every row matter), and the engine must reproduce, token for token, the greedy
  * answer PyTorch decodes from the same memory with its own cache, and the scorer must agree with the beam
@@ -76,7 +76,7 @@ function makeModel() {
   const config = {
     name: 'conv', vocab_size: 8192, d_model: 32, n_layers: 2, n_heads: 2, seg_len: 16, mem_tokens: 4, d_mem: 8,
     dpfp_nu: 3, memory: 'armt', write_rows: 'all', qk_conv: 4, doc_value: true,
-    key_map: 'l2', tie_qk: true, keys_from_input: true, gate_from_input: true, seq_delta: true,
+    key_map: 'l2', tie_qk: true, keys_from_input: true, gate_from_input: true, seq_delta: true, value_norm: true,
   };
   writeFileSync(cfg, JSON.stringify(config));
   const py = python();

@@ -69,6 +69,7 @@ class Config:
     keys_from_input: bool = False   # armt: write keys from the layer's input, as its queries (see armt_write)
     gate_from_input: bool = False   # armt: write gates from the layer's input too (see armt_write)
     seq_delta: bool = False   # key_map l2: the rows of a segment write one after another (seq_delta), not all at once
+    value_norm: bool = False  # armt: values are written from the layer-normed row (no parameters), see Block.value
     doc_value: bool = False   # armt: written values also carry the row's document header (see the module doc)
     nl_id: int = 18           # the tokenizer's newline id: ends a header (doc_value)
     mlp_mult: int = 4
@@ -225,6 +226,12 @@ class Block(nn.Module):
         return torch.sigmoid(self.mb(t).float())
 
     def value(self, t, head):
+        """What rows t write. value_norm: from the rows layer-normed, so that a value's size does not follow the
+        memory read the row took in: without it, a large memory makes large rows, large values and a larger memory
+        (RUNS.md run 8: seq_delta weights trained on 8 segments grew the state by 10^15 in 128 segments)."""
+        if self.cfg.value_norm:
+            t = t.float() - t.float().mean(-1, keepdim=True)   # written out: ONNX 17's LayerNormalization needs a scale
+            t = (t * torch.rsqrt((t * t).mean(-1, keepdim=True) + 1e-5)).to(self.mv.weight.dtype)
         return self.mv(t).float() if head is None else (self.mv(t) + self.mh(head)).float()
 
     def armt_read(self, x, M, z, q_past=None):

@@ -44,7 +44,8 @@ def parse_args():
     p.add_argument('--lr', type=float, default=1e-3)
     p.add_argument('--tokens_per_step', type=int, default=131072)
     p.add_argument('--min_batch', type=int, default=8)
-    p.add_argument('--start_segs', type=int, default=2)
+    p.add_argument('--start_segs', type=int, default=2,
+                   help="segments per stream at the start; a resumed checkpoint keeps its own count (RUNS.md run 8, command 4)")
     p.add_argument('--max_segs', type=int, default=64)
     p.add_argument('--mastery', type=float, default=0.7)
     p.add_argument('--ans_weight', type=float, default=5.0)
@@ -252,6 +253,8 @@ def main():
         model.load_state_dict(ck['model'])
         opt.load_state_dict(ck['opt'])
         st.update(ck['state'])
+        if st['nseg'] != args.start_segs:
+            print(json.dumps({'note': f"resuming at the checkpoint's {st['nseg']} segments, not --start_segs {args.start_segs}"}), flush=True)
         print(json.dumps({'resumed': args.ckpt, **st}), flush=True)
     elif args.init:
         from export import load_checkpoint

@@ -313,3 +313,34 @@ def test_seq_delta_is_the_delta_rule_row_by_row():
     for _ in range(50):
         M = seq_delta(M, key, val * 3, torch.ones_like(beta), rows_max=40)
     assert torch.isfinite(M).all() and M.abs().max() < 100
+
+
+@torch.no_grad()
+def test_value_norm_keeps_a_long_fold_bounded():
+    """value_norm: with weights that make the memory feed on itself (large value and query projections), the state
+    of a seq_delta model grows without end over many segments; written from layer-normed rows it levels off."""
+    def norms(value_norm):
+        torch.manual_seed(0)
+        model = CtxModel(Config(**TINY, write_rows='all', key_map='l2', seq_delta=True, keys_from_input=True,
+                                tie_qk=True, value_norm=value_norm))
+        for b in model.blocks:
+            torch.nn.init.normal_(b.mv.weight, std=1.0)
+            torch.nn.init.constant_(b.mb.bias, 5.0)
+        state, out = model.empty_state(), []
+        gen = torch.Generator().manual_seed(1)
+        for _ in range(60):
+            state = model.fold(torch.randint(8, 64, (1, 16), generator=gen), state)
+            out.append(float(state.norm()))
+        return out
+    grown = norms(False)
+    assert not (torch.tensor(grown[-1]).isfinite() and grown[-1] < 10 * grown[19])   # the test can see growth
+    bounded = norms(True)
+    assert bounded[-1] < 2 * bounded[19]
+
+
+def test_state_norms_reports_each_layer_at_powers_of_two():
+    from state_norm import state_norms
+    model = CtxModel(Config(**TINY, write_rows='all', key_map='l2', seq_delta=True))
+    got = list(state_norms(model.eval(), list(range(8, 60)) * 3, 5))
+    assert [n for n, _ in got] == [1, 2, 4, 5]
+    assert all(len(norms) == TINY['n_layers'] for _, norms in got)
