@@ -35,6 +35,10 @@ segment. Two memory rules (config "memory"):
          DPFP features are non-negative, so two unrelated rows' keys still overlap (cosine ~0.25 measured on a
          trained every-row model): a question then reads a blend of every row written, and training closes the
          text rows' write gates (RUNS.md run 7). Signed unit keys overlap ~0 on average. z stays in the state, unused.
+         seq_delta: the rows write one after another (the delta rule as DeltaNet states it, in chunks), where the
+         all-at-once write divides every row's update by a bound that shared key directions make large: with it
+         names bind to their files (RUNS.md run 8). value_norm: values are written from the layer-normed row, so
+         that a large memory cannot make larger values and a still larger memory over a long fold.
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
@@ -152,7 +156,7 @@ def seq_delta(M, key, val, beta, rows_max, chunk=16):
     """M [B,d,D] after rows i = 1..T (unit keys [B,T,d], values [B,T,D], gates [B,T,1]) write one after another,
     M += beta_i k_i^T (v_i - k_i M): DeltaNet's rule as written (Yang et al. 2024, chunked form). Each step is a
     contraction, so no scale is needed; the all-rows-at-once write (delta_write) must divide by a bound on the
-    largest eigenvalue of K^T G K, which keys sharing one direction make 10-140 (measured on run 7's weights):
+    largest eigenvalue of K^T G K, which keys sharing one direction make 6-140 (measured on run 7's weights):
     every row, a name's too, then writes at a tenth of its strength or less.
     Within a chunk the rows' updates U solve (I + tril(beta K K^T, -1)) U = beta (V - K M); the inverse of that
     unit triangular matrix is sum_m (-N)^m, formed by repeated squaring for all chunks at once (entries stay below
@@ -228,7 +232,7 @@ class Block(nn.Module):
     def value(self, t, head):
         """What rows t write. value_norm: from the rows layer-normed, so that a value's size does not follow the
         memory read the row took in: without it, a large memory makes large rows, large values and a larger memory
-        (RUNS.md run 8: seq_delta weights trained on 8 segments grew the state by 10^15 in 128 segments)."""
+        (RUNS.md run 8: seq_delta weights trained on 8 segments grew the state by 10^17 in 128 segments)."""
         if self.cfg.value_norm:
             t = t.float() - t.float().mean(-1, keepdim=True)   # written out: ONNX 17's LayerNormalization needs a scale
             t = (t * torch.rsqrt((t * t).mean(-1, keepdim=True) + 1e-5)).to(self.mv.weight.dtype)
