@@ -24,13 +24,10 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export import load_checkpoint  # noqa: E402
-from model import Config, CtxModel  # noqa: E402
-from stream import answer_tokens  # noqa: E402
+from export import load_model  # noqa: E402
+from stream import SHIPPED_TOKENIZER, answer_tokens  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
 from train import answer_logliks, curriculum, fold_sample  # noqa: E402
-
-TOKENIZER = os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model')
 
 
 def probe(model, sampler, n, nseg):
@@ -87,10 +84,8 @@ def probe_args(doc, n):
 def probe_setup(a):
     """The model with its weights (eval mode) and the held-out where_defined sampler the flags describe."""
     torch.set_num_threads(os.cpu_count() or 1)
-    model = CtxModel(Config.load(a.config))
-    model.load_state_dict(load_checkpoint(a.weights))
-    model.to(a.device).eval()
-    return model, TaskSampler(a.pool, TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True, **curriculum(a))
+    model = load_model(a.config, a.weights).to(a.device)
+    return model, TaskSampler(a.pool, SHIPPED_TOKENIZER, model.cfg.seg_len, a.seed, split='heldout', ask_all=True, **curriculum(a))
 
 
 def main():

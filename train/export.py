@@ -200,6 +200,13 @@ def main():
                       'weights_bytes': os.path.getsize(f'{args.out}/weights.bin')}))
 
 
+def load_model(config, weights):
+    """The model of a config file with trained weights (see load_checkpoint), in eval mode, on the CPU."""
+    model = CtxModel(Config.load(config))
+    model.load_state_dict(load_checkpoint(weights))
+    return model.eval()
+
+
 def load_checkpoint(path):
     """A checkpoint is a state_dict saved by train.py, whole or split into parts of at most 16 MiB, and may be
     gzipped (weights.pt.gz: 8 % smaller, which is what lets the shipped weights travel to the GPU machine beside

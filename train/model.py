@@ -265,13 +265,17 @@ class Block(nn.Module):
         return M + key.transpose(-1, -2) @ (gate * (val - prev)), z + (coef * key).sum(1)
 
     def delta_write(self, t, M, head, key, gate_rows):
-        """key_map 'l2': M after the delta rule with unit keys. All rows write at once from the same M; that is the
-        sequential delta rule only while their keys do not overlap. Scaled by the Frobenius norm of K^T G K (a bound
-        on its largest eigenvalue) when above 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to
-        segment: few open gates write at full strength, many share."""
+        """key_map 'l2': M after the delta rule with unit keys. With seq_delta the rows write one after another
+        (seq_delta, padded to the most rows that can write: a whole segment and its memory tokens, or the memory
+        tokens alone). Otherwise all rows write at once from the same M; that is the sequential delta rule only while
+        their keys do not overlap. Scaled by the Frobenius norm of K^T G K (a bound on its largest eigenvalue) when
+        above 1, M' = (I - K^T G K / s) M + ... cannot grow from segment to segment: few open gates write at full
+        strength, many share."""
+        cfg = self.cfg
         gate = self.gate(gate_rows)
-        if self.cfg.seq_delta:
-            return seq_delta(M, key, self.value(t, head), gate, self.cfg.seg_len + self.cfg.mem_tokens)
+        if cfg.seq_delta:
+            rows_max = cfg.mem_tokens + (cfg.seg_len if cfg.write_rows == 'all' else 0)
+            return seq_delta(M, key, self.value(t, head), gate, rows_max)
         s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
         return M + key.transpose(-1, -2) @ (gate * (self.value(t, head) - key @ M)) / s
 

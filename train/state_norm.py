@@ -14,11 +14,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export import load_checkpoint  # noqa: E402
-from model import Config, CtxModel  # noqa: E402
-from stream import Tokenizer  # noqa: E402
-
-TOKENIZER = os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model')
+from export import load_model  # noqa: E402
+from stream import SHIPPED_TOKENIZER, Tokenizer  # noqa: E402
 
 
 @torch.no_grad()
@@ -42,10 +39,8 @@ def main():
     p.add_argument('--text', nargs='*', default=sorted(glob.glob('/usr/share/common-licenses/*')))
     a = p.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
-    model = CtxModel(Config.load(a.config))
-    model.load_state_dict(load_checkpoint(a.weights))
-    model.eval()
-    tok = Tokenizer(TOKENIZER)
+    model = load_model(a.config, a.weights)
+    tok = Tokenizer(SHIPPED_TOKENIZER)
     ids = [t for f in a.text if os.path.isfile(f) for t in tok.encode(open(f, errors='ignore').read())]
     for n, norms in state_norms(model, ids, a.segments):
         print(json.dumps({'segments': n, 'norm_M': [round(x, 1) for x in norms]}), flush=True)

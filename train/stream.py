@@ -13,6 +13,7 @@ the very tokens the product will fold. Both sides are pinned to test/golden/stre
 JavaScript strings are UTF-16: String.length and .slice count UTF-16 code units, so the title cap does the
 same here (js_slice).
 """
+import os
 import re
 
 import numpy as np
@@ -20,6 +21,7 @@ import sentencepiece as spm
 
 SPECIAL = dict(pad=0, unk=1, eos=2, doc=3, cont=4, page=5, q=6, a=7)
 MAX_HEADER_TOKENS = 48
+SHIPPED_TOKENIZER = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'models', 'ctx-small', 'tokenizer.model')
 
 # JavaScript's \s (and the set String.prototype.trim removes); Python's \s differs (\x1c-\x1f, \x85, \ufeff).
 _JS_WS = '\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff'

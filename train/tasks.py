@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from corpus import STOPWORDS, load_pool
-from stream import SPECIAL, Segmenter, Tokenizer, answer_tokens, js_collapse, page_marker, question_prompt
+from stream import SHIPPED_TOKENIZER, SPECIAL, Segmenter, Tokenizer, answer_tokens, js_collapse, page_marker, question_prompt
 
 FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first', 'which_page', 'verbatim', 'log_service')
 CODE_EXT = {'python': ['.py'], 'js': ['.js', '.mjs', '.jsx', '.cjs'], 'ts': ['.ts', '.tsx'], 'c': ['.c', '.h'],
@@ -1072,7 +1072,7 @@ def main():
     import time
     ap = argparse.ArgumentParser()
     ap.add_argument('--pool', required=True)
-    ap.add_argument('--tokenizer', default=os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model'))
+    ap.add_argument('--tokenizer', default=SHIPPED_TOKENIZER)
     ap.add_argument('--split', default='train')
     ap.add_argument('--seg_len', type=int, default=512)
     ap.add_argument('--nseg', type=int, default=8)

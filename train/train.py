@@ -19,7 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
-from stream import answer_tokens  # noqa: E402
+from stream import SHIPPED_TOKENIZER, answer_tokens  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
 import corpus  # noqa: E402
 
@@ -37,7 +37,7 @@ def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument('--config', required=True)
     p.add_argument('--pool', required=True, help='corpus pool built by train/corpus.py')
-    p.add_argument('--tokenizer', default=os.path.join(os.path.dirname(__file__), '..', 'models', 'ctx-small', 'tokenizer.model'))
+    p.add_argument('--tokenizer', default=SHIPPED_TOKENIZER)
     p.add_argument('--ckpt', required=True, help='checkpoint to resume from and save to')
     p.add_argument('--init', help='start from these weights (state_dict, e.g. brought back split in parts)')
     p.add_argument('--minutes', type=float, default=9.0)

@@ -6,9 +6,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from binding_probe import TOKENIZER  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
-from stream import Tokenizer, question_prompt  # noqa: E402
+from stream import SHIPPED_TOKENIZER, Tokenizer, question_prompt  # noqa: E402
 from write_probe import ends_with, record  # noqa: E402
 
 
@@ -17,7 +16,7 @@ def test_the_probe_finds_the_name_and_its_exact_key_match():
     torch.manual_seed(0)
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=24, mem_tokens=4, d_mem=8,
                  write_rows='all', qk_conv=4, tie_qk=True, key_map='l2', keys_from_input=True)
-    model, tok = CtxModel(cfg).eval(), Tokenizer(TOKENIZER)
+    model, tok = CtxModel(cfg).eval(), Tokenizer(SHIPPED_TOKENIZER)
     seg = tok.encode('x = 1\nwhere is zorbFrobnic = 2\n')
     seg = seg + [9] * (cfg.seg_len - len(seg))
     seen = record(model)
