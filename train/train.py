@@ -11,6 +11,7 @@ import argparse
 import json
 import math
 import os
+import random
 import sys
 import time
 
@@ -49,6 +50,8 @@ def parse_args():
     p.add_argument('--max_segs', type=int, default=64)
     p.add_argument('--mastery', type=float, default=0.7)
     p.add_argument('--ans_weight', type=float, default=5.0)
+    p.add_argument('--burn_segs', type=int, default=0,
+                   help='before each batch, fold 0..N more segments of the same streams without gradients (run_stream burn)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -112,18 +115,34 @@ class Batches(torch.utils.data.IterableDataset):
         sampler = TaskSampler(self.pool, self.args.tokenizer, L, seed, split='train', ask_all=self.args.ask_all,
                               **curriculum(self.args))
         mix = family_mix(self.args.families)
+        rng = random.Random(seed)
         while True:
             nseg = self.nseg.value
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
-            yield nseg, *sampler.batch(bsz, nseg, families=mix)
+            burn = rng.randint(0, self.args.burn_segs)
+            yield nseg, burn, *sampler.batch(bsz, burn + nseg, families=mix)
 
 
-def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False):
-    """Forward over a batch of streams; per-segment activation checkpointing keeps long streams in memory."""
+@torch.no_grad()
+def burn_in(model, S):
+    """The memory after folding segments S [B,n,N] without gradients."""
+    state = model.empty_state(S.shape[0], S.device)
+    for i in range(S.shape[1]):
+        state = model.fold(S[:, i], state)
+    return state
+
+
+def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False, burn=0):
+    """Forward over a batch of streams; per-segment activation checkpointing keeps long streams in memory.
+    burn: the first `burn` segments are folded without gradients (truncated backpropagation through time): the
+    model then learns on a memory as crowded as long inputs make it, at the cost of a forward pass per burnt
+    segment (--burn_segs; RUNS.md run 9: trained on 16 segments alone, pass keys failed at 256)."""
+    state = burn_in(model, S[:, :burn]) if burn and use_memory else None
+    S = S[:, burn:]
     if not ckpt_segments:
-        return model(S, Q, Y, use_memory=use_memory, lm=lm, ans_weight=ans_weight, owner=owner)
+        return model(S, Q, Y, use_memory=use_memory, lm=lm, ans_weight=ans_weight, owner=owner, state=state)
     B, nseg, _ = S.shape
-    state = model.empty_state(B, S.device)
+    state = model.empty_state(B, S.device) if state is None else state
     lm_loss = S.new_zeros((), dtype=torch.float32)
 
     def seg_fn(tok, st):
@@ -273,7 +292,7 @@ def main():
     t0 = time.time()
     budget = args.minutes * 60
     last_save = time.time()
-    for nseg, S, Q, Y, owner in loader:
+    for nseg, burn, S, Q, Y, owner in loader:
         if time.time() - t0 > budget:
             break
         if nseg != st['nseg']:
@@ -283,7 +302,7 @@ def main():
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
         with autocast(dev):
-            loss, lm, ans, ex = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above)
+            loss, lm, ans, ex = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above, burn=burn)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

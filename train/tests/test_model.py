@@ -295,11 +295,12 @@ def test_open_gates_write_every_row_at_full_strength():
 
 
 def test_seq_delta_is_the_delta_rule_row_by_row():
-    """seq_delta equals the delta rule applied one row at a time (any length up to rows_max, shut gates included)
-    and stays bounded when the same rows are written again and again."""
+    """seq_delta equals the delta rule applied one row at a time (any length up to rows_max, shut gates included,
+    blocks of 16 rows alone or merged into chunks of 32 and 64) and stays bounded when the same rows are written
+    again and again."""
     from model import seq_delta
     torch.manual_seed(0)
-    for T in (1, 16, 37):
+    for T, chunk in ((1, 64), (16, 16), (37, 32), (37, 64), (150, 64)):
         key = torch.nn.functional.normalize(torch.randn(2, T, 8) + 2.0, dim=-1)   # overlapping keys
         val, beta = torch.randn(2, T, 5), torch.rand(2, T, 1)
         beta[:, ::3] = 0.0
@@ -308,7 +309,7 @@ def test_seq_delta_is_the_delta_rule_row_by_row():
         for i in range(T):
             k, v = key[:, i:i + 1], val[:, i:i + 1]
             want = want + k.transpose(-1, -2) @ (beta[:, i:i + 1] * (v - k @ want))
-        assert torch.allclose(seq_delta(M0, key, val, beta, rows_max=40), want, atol=1e-4)
+        assert torch.allclose(seq_delta(M0, key, val, beta, rows_max=160, chunk=chunk), want, atol=1e-4)
     M = torch.zeros(2, 8, 5)
     for _ in range(50):
         M = seq_delta(M, key, val * 3, torch.ones_like(beta), rows_max=40)

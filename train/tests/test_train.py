@@ -40,7 +40,31 @@ def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
 def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='where_defined', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, win='16,48', def_lead=8, max_defs=2, seg_len=64)
-    nseg, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
-    assert nseg == 2 and S.shape[1:] == (2, 64) and L != 64
+                              tokens_per_step=2 * 2 * 64, win='16,48', def_lead=8, max_defs=2, seg_len=64, burn_segs=0)
+    nseg, burn, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
+    assert nseg == 2 and burn == 0 and S.shape[1:] == (2, 64) and L != 64
     assert train.train_seg_len(argparse.Namespace(seg_len=None), cfg) == L
+
+
+def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F811
+    """--burn_segs: batches carry up to N more segments; run_stream folds them without gradients, so the answers
+    see the same memory as a whole-stream forward pass, and only the later segments train."""
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=64, mem_tokens=4, d_mem=8, dpfp_nu=1,
+                 write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
+    args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='passkey', min_batch=2,
+                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=3, win=None, def_lead=None, max_defs=None)
+    burns = set()
+    for _, (nseg, burn, S, Q, Y, owner) in zip(range(12), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
+        assert nseg == 2 and S.shape[1] == burn + 2 and 0 <= burn <= 3
+        burns.add(burn)
+    assert len(burns) > 1
+    model = CtxModel(cfg)
+    S, Q, Y, owner = S[:, :3], Q, Y, owner          # the last batch, cut to 3 segments: 1 burnt + 2 trained
+    torch.manual_seed(0)
+    whole = model(S, Q, Y, owner=owner)
+    for ckpt in (False, True):
+        part = train.run_stream(model, S, Q, Y, owner, burn=1, ckpt_segments=ckpt)
+        assert torch.allclose(part[2], whole[2], atol=1e-5) and float(part[3]) == float(whole[3])
+        model.zero_grad()
+        part[0].backward()
+        assert model.emb.weight.grad is not None
