@@ -124,8 +124,8 @@ class Batches(torch.utils.data.IterableDataset):
 
 
 @torch.no_grad()
-def burn_in(model, S):
-    """The memory after folding segments S [B,n,N] without gradients."""
+def fold_segments(model, S):
+    """The memory after folding segments S [B,n,N] one by one into an empty one, without gradients."""
     state = model.empty_state(S.shape[0], S.device)
     for i in range(S.shape[1]):
         state = model.fold(S[:, i], state)
@@ -137,7 +137,7 @@ def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=
     burn: the first `burn` segments are folded without gradients (truncated backpropagation through time): the
     model then learns on a memory as crowded as long inputs make it, at the cost of a forward pass per burnt
     segment (--burn_segs; RUNS.md run 9: trained on 16 segments alone, pass keys failed at 256)."""
-    state = burn_in(model, S[:, :burn]) if burn and use_memory else None
+    state = fold_segments(model, S[:, :burn]) if burn and use_memory else None
     S = S[:, burn:]
     if not ckpt_segments:
         return model(S, Q, Y, use_memory=use_memory, lm=lm, ans_weight=ans_weight, owner=owner, state=state)
@@ -175,13 +175,9 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
     return hits / n
 
 
-@torch.no_grad()
 def fold_sample(model, segments, dev='cpu'):
     """The memory state after folding a sample's segments (int array [nseg, seg_len]) one by one, as the product does."""
-    state = model.empty_state(1, dev)
-    for seg in torch.from_numpy(segments.astype('int64')).to(dev):
-        state = model.fold(seg[None], state)
-    return state
+    return fold_segments(model, torch.from_numpy(segments.astype('int64'))[None].to(dev))
 
 
 @torch.no_grad()
