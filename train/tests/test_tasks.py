@@ -377,3 +377,17 @@ def test_batches_and_eval_set(train, heldout):
     e1, e2 = heldout.eval_set(3, 2, 'where_defined', seed=5), heldout.eval_set(3, 2, 'where_defined', seed=5)
     assert [s.meta['answer'] for s in e1] == [s.meta['answer'] for s in e2]
     assert heldout.rng.getstate() == state
+
+
+def test_stream_repo_writes_every_document_of_the_stream(pool, tmp_path):
+    """train/stream_repo.py: a where_defined stream as a directory for `ctx eval repo`; the asked name is defined
+    in the answer's file and occurs in no other."""
+    import stream_repo
+    s = stream_repo.KeepStream(pool, TOKENIZER, L, seed=3, split='heldout', win=(32, 256))
+    smp = s.sample(8, 'where_defined')
+    stream_repo.write_repo(s.last, str(tmp_path / 'r'))
+    written = sorted(str(p.relative_to(tmp_path / 'r')) for p in (tmp_path / 'r').rglob('*') if p.is_file())
+    assert written == sorted(smp.meta['paths']) and len(written) == smp.meta['docs']
+    name = smp.meta['name']
+    holding = [p for p in written if name in (tmp_path / 'r' / p).read_text(encoding='utf-8')]
+    assert holding == [smp.meta['answer']]

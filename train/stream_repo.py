@@ -1,0 +1,72 @@
+"""Held-out where_defined training streams written out as repositories, for `ctx eval repo`.
+
+train.py's rank_eval scores a model on streams the sampler builds; `ctx eval repo` scores the product on a
+directory. This writes each sampled stream's documents as files at their stream paths (a PDF's pages as one
+.txt file, as ingest would not take a PDF of plain text), so the product can be run on the training
+distribution: when the product does well here and badly on a real repository, what separates the two is the
+repository, not the engine (RUNS.md run 10).
+
+    /usr/bin/python3 train/stream_repo.py --pool /tmp/pool.pkl.gz --out /tmp/streams --n 6 --segments 8
+    for d in /tmp/streams/s*; do node bin/run.js eval repo "$d" --model /tmp/exported --json; done
+"""
+import argparse
+import json
+import os
+import shutil
+
+import corpus
+from stream import SHIPPED_TOKENIZER
+from tasks import TaskSampler
+
+
+class KeepStream(TaskSampler):
+    """A TaskSampler that keeps the last sample's stream (its documents' texts)."""
+
+    def _finish(self, st, *rest):
+        self.last = st
+        return super()._finish(st, *rest)
+
+
+def documents(st):
+    """(path, text) of every document of a sampled stream, in stream order. st.texts hold each document's header
+    line ('{kind} {path}'), a PDF's 'title: ...' line, then its text."""
+    for t in st.texts:
+        head, body = t.split('\n', 1)
+        kind, path = head.split(' ', 1)
+        if kind == 'pdf':
+            path += '.txt'
+            if body.startswith('title: '):
+                body = body.split('\n', 1)[1]
+        yield path, body
+
+
+def write_repo(st, out):
+    shutil.rmtree(out, ignore_errors=True)
+    for path, text in documents(st):
+        p = os.path.join(out, path)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, 'w', encoding='utf-8') as f:
+            f.write(text)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument('--pool', required=True, help='corpus pool built by train/corpus.py')
+    p.add_argument('--out', required=True, help='one directory per stream is written under it: s0, s1, ...')
+    p.add_argument('--n', type=int, default=6)
+    p.add_argument('--segments', type=int, default=8)
+    p.add_argument('--seg_len', type=int, default=512)
+    p.add_argument('--seed', type=int, default=None, help="default: train.py rank_eval's (777 + segments)")
+    p.add_argument('--tokenizer', default=SHIPPED_TOKENIZER)
+    args = p.parse_args()
+    seed = 777 + args.segments if args.seed is None else args.seed
+    sampler = KeepStream(corpus.load_pool(args.pool), args.tokenizer, args.seg_len, seed, split='heldout')
+    for j in range(args.n):
+        s = sampler.sample(args.segments, 'where_defined')
+        d = os.path.join(args.out, f's{j}')
+        write_repo(sampler.last, d)
+        print(json.dumps({'dir': d, 'question': s.meta['question'], 'answer': s.meta['answer'], 'docs': s.meta['docs']}))
+
+
+if __name__ == '__main__':
+    main()
