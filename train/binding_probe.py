@@ -76,6 +76,7 @@ def probe_args(doc, n):
     p.add_argument('--win', default='256,768')
     p.add_argument('--def_lead', type=int, default=32)
     p.add_argument('--max_defs', type=int, default=2)
+    p.add_argument('--mentions', type=float, help='later files import or call the renamed names (TaskSampler mentions)')
     p.add_argument('--seed', type=int, default=4242)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return p

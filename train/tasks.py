@@ -164,7 +164,7 @@ def _tok_encode(text):
 
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
-                 max_defs=None, ask_all=False):
+                 max_defs=None, ask_all=False, mentions=0.0):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
         sit a few lines apart, so the model can bind them within one segment before it must across segments.
@@ -172,8 +172,10 @@ class TaskSampler:
         files), the rest filler: another knob, from one name-to-path binding to remember up to many.
         ask_all: where_defined asks about every renamed definition it can (up to 4, in Sample.more), all answered
         from the one memory state: "a, not b, for this name" in one step, where one question per stream lets the
-        model settle at "one of the renamed files" (RUNS.md, run 4)."""
-        self.def_lead, self.max_defs, self.ask_all = def_lead, max_defs, ask_all
+        model settle at "one of the renamed files" (RUNS.md, run 4).
+        mentions: how often a code file of a where_defined stream imports or calls a name defined in an earlier file
+        (see mention). 0 keeps every fresh name in its own file."""
+        self.def_lead, self.max_defs, self.ask_all, self.mentions = def_lead, max_defs, ask_all, mentions
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -341,12 +343,15 @@ class TaskSampler:
         return path
 
     # ---------------------------------------------------------------- stream filling
-    def _fill_doc(self, st, used, code_frac=0.7, tag=None):
-        """One filler document: a code window, or prose as text (sometimes as a PDF with pages)."""
+    def _fill_doc(self, st, used, code_frac=0.7, tag=None, defined=None):
+        """One filler document: a code window, or prose as text (sometimes as a PDF with pages). defined: names
+        defined earlier in the stream that a code window may mention (where_defined, see mention)."""
         r = self.rng
         pick_code = self.code and (not self.prose or r.random() < code_frac)
         i = r.choice(self.code if pick_code else self.prose)
         w = self.window(i, self.win_len(st))
+        if pick_code and defined:
+            w = self.mention(w, defined)
         self._add_window(st, w, used, tag)
         return w
 
@@ -433,13 +438,42 @@ class TaskSampler:
         q = r.choice(['What is the pass key?', 'What is the pass key?', 'what is the pass key?', 'What was the pass key?'])
         return self._finish(st, 'passkey', q, key, dict(depth=st.marks['needle'][0] / (nseg * self.L), key=key))
 
+    def mention(self, w, defined):
+        """Window w with, with probability self.mentions, a first line that imports one of the names defined earlier
+        in the stream from its file, or calls it. A real repository's files import and call each other's names;
+        in streams without it a name occurs in one file only, and a model trained on them answers "where is X
+        defined?" with the last file that mentions X (RUNS.md run 10: 2-4 of 18 on fixtures/repo, 0.65 on
+        training-like repositories). defined: {name: (path, mentions so far)}, updated here."""
+        r = self.rng
+        if not defined or not self.mentions or r.random() >= self.mentions:   # no draw at 0: streams as before
+            return w
+        name = r.choice(sorted(defined))
+        path, n = defined[name]
+        if _find_word(w.text, name):
+            return w
+        stem = path.rsplit('/', 1)[-1].rsplit('.', 1)[0]
+        var, arg = (_camel(self.words_(2)) for _ in range(2))
+        lang = self.files[w.file]['lang']
+        if lang == 'python':
+            line = r.choice([f'from .{stem} import {name}', f'{var} = {name}({arg})'])
+        elif lang in ('js', 'ts'):
+            line = r.choice([f"import {{ {name} }} from './{stem}';", f'const {var} = {name}({arg});'])
+        else:
+            line = f'{name}({arg});'
+        defined[name] = (path, n + 1)
+        head = np.asarray(self.tok.encode(line + '\n'), np.int32)
+        return Window(w.file, w.l0, w.l1, np.concatenate([head, w.ids]), line + '\n' + w.text,
+                      w.def_line + 1 if w.def_line >= 0 else -1, w.name, w.def_kind)
+
     def _code_stream(self, nseg, rename=True):
-        """Code windows around definitions (each with one definition renamed) mixed with other filler."""
+        """Code windows around definitions (each with one definition renamed) mixed with other filler; with
+        self.mentions, later code files import or call the renamed names (mention). Returns the stream, the
+        definitions' windows and {name: (path, mentions)}."""
         r, st, used, wins = self.rng, _Stream(self.tok, self.L, nseg), set(), []
-        seen_files = set()
+        seen_files, defined = set(), {}
         while not st.full:
             if r.random() < 0.2 or not self.with_defs or (self.max_defs is not None and len(wins) >= self.max_defs):
-                self._fill_doc(st, used)
+                self._fill_doc(st, used, defined=defined)
                 continue
             i = r.choice(self.with_defs)
             if i in seen_files:
@@ -448,14 +482,17 @@ class TaskSampler:
             d = r.choice(self.eligible[i])
             w = self.window(i, self.win_len(st), around=d[2])
             w = self.rename(w, d) if rename else w
+            w = self.mention(w, defined)
             k = len(wins)
             path, ti = self._add_window(st, w, used, tag=('end', k), def_tag=('def', k))
             wins.append((w, path, ti))
-        return st, wins
+            if w.name:
+                defined.setdefault(w.name, (path, 0))
+        return st, wins, defined
 
     def _where_defined(self, nseg, depth=None):
         r = self.rng
-        st, wins = self._code_stream(nseg)
+        st, wins, defined = self._code_stream(nseg)
         cands = [k for k, (w, _, _) in enumerate(wins) if w.name and st.inside(('def', k))]
         if not cands:
             return None
@@ -469,7 +506,8 @@ class TaskSampler:
         for k in cands[:8]:
             w, path, ti = wins[k]
             own = st.texts[ti]
-            if big.count(w.name) == own.count(w.name):      # the fresh name occurs in this file only
+            # the fresh name occurs in this file only, or elsewhere only where mention put it
+            if big.count(w.name) == own.count(w.name) + defined.get(w.name, ('', 0))[1]:
                 what = {'class': 'class', 'function': 'function', 'method': 'method', 'interface': 'interface',
                         'type': 'type', 'enum': 'enum'}.get(w.def_kind, 'constant' if w.name.isupper() else 'variable')
                 q = r.choice([f'where is {w.name} defined?', f'which file defines {w.name}?', f'where is the {what} {w.name}?',
@@ -483,14 +521,14 @@ class TaskSampler:
         k, w, q, path = asked[0]
         s = self._finish(st, 'where_defined', q, path, dict(
             depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
-            candidates=len(cands), docs=len(st.texts), paths=list(st.paths),
+            candidates=len(cands), docs=len(st.texts), paths=list(st.paths), mentions=defined.get(w.name, ('', 0))[1],
             asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]))
         s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for _, _, q2, p2 in asked[1:]]
         return s
 
     def _which_file_topic(self, nseg, depth=None):
         r = self.rng
-        st, wins = self._code_stream(nseg)
+        st, wins, defined = self._code_stream(nseg)
         cands = [k for k, _ in enumerate(wins) if st.inside(('end', k))]
         r.shuffle(cands)
         big = '\n'.join(st.texts).lower()
@@ -886,6 +924,10 @@ def eval_set(pool, tokenizer_path, seg_len, n, nseg, family, seed=1234, **opts):
 
 # -------------------------------------------------------------------- helpers
 MAX_HDR = 48
+
+
+def _camel(ws):
+    return ws[0] + ''.join(x.capitalize() for x in ws[1:])
 
 
 def _is_ident(c):

@@ -138,7 +138,7 @@ def test_where_defined_answer_is_in_the_stream(heldout):
 def test_max_defs_bounds_the_renamed_definitions(pool):
     one = tasks.TaskSampler(pool, TOKENIZER, L, seed=5, split='train', win=(32, 256), max_defs=1)
     for _ in range(5):
-        st, wins = one._code_stream(6)
+        st, wins, _ = one._code_stream(6)
         assert len(wins) <= 1 and len(st.paths) >= 2, 'one renamed definition among filler files'
 
 
@@ -391,3 +391,25 @@ def test_stream_repo_writes_every_document_of_the_stream(pool, tmp_path):
     name = smp.meta['name']
     holding = [p for p in written if name in (tmp_path / 'r' / p).read_text(encoding='utf-8')]
     assert holding == [smp.meta['answer']]
+
+
+def test_mentions_import_or_call_a_name_after_its_definition(pool):
+    """mentions=1: later code files import or call the renamed names (as a repository's files do); the answer is
+    still the one file that defines the asked name, and every other occurrence is a mention line after it."""
+    s = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, split='heldout', win=(32, 256), mentions=1.0)
+    mentioned = 0
+    for _ in range(12):
+        smp = s.sample(8, 'where_defined')
+        name, path = smp.meta['name'], smp.meta['answer']
+        docs = tasks.decode_stream(s.tok, smp.segments)
+        heads = [head.split(' ', 1)[1] for head, _ in docs]
+        at = [i for i, (head, text) in enumerate(docs) if name in text]
+        assert heads[at[0]] == path and re.search(rf'(def|class|function)\s+{name}\b|^{name}\s*[:=]', docs[at[0]][1], re.M)
+        others = [docs[i][1] for i in at[1:] if heads[i] != path]
+        assert sum(t.count(name) for t in others) == smp.meta['mentions']
+        for t in others:
+            line = next(x for x in t.split('\n') if name in x)
+            assert re.fullmatch(rf"from \.\w+ import {name}|\w+ = {name}\(\w+\)|import \{{ {name} \}} from '\./[\w-]+';|"
+                                rf"const \w+ = {name}\(\w+\);|{name}\(\w+\);", line), line
+        mentioned += smp.meta['mentions'] > 0
+    assert mentioned >= 4, 'most asked names are mentioned elsewhere'
