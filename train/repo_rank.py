@@ -17,8 +17,7 @@ from collections import Counter
 
 import torch
 
-from export import load_checkpoint
-from model import Config, CtxModel
+from export import load_model
 from stream import SHIPPED_TOKENIZER, Segmenter, Tokenizer, answer_tokens, question_prompt
 from train import answer_logliks
 
@@ -53,14 +52,11 @@ def main():
     p.add_argument('--questions', required=True, help='`ctx eval repo --json` output: its identifier questions are asked')
     p.add_argument('--reverse', action='store_true', help='fold the files in reverse order')
     a = p.parse_args()
-    cfg = Config.load(a.config)
-    model = CtxModel(cfg)
-    model.load_state_dict(load_checkpoint(a.weights))
-    model.eval()
+    model = load_model(a.config, a.weights)
     tok = Tokenizer(SHIPPED_TOKENIZER)
     files = list(walk(a.repo))[::-1 if a.reverse else 1]
     state = model.empty_state()
-    segs = segments(tok, a.repo, files, cfg.seg_len)
+    segs = segments(tok, a.repo, files, model.cfg.seg_len)
     for s in segs:
         state = model.fold(torch.tensor([list(s)]), state)
     with open(a.questions, encoding='utf-8') as fh:

@@ -17,6 +17,7 @@ import shutil
 import corpus
 from stream import SHIPPED_TOKENIZER
 from tasks import TaskSampler
+from train import rank_eval_seed
 
 
 class KeepStream(TaskSampler):
@@ -56,10 +57,10 @@ def main():
     p.add_argument('--n', type=int, default=6)
     p.add_argument('--segments', type=int, default=8)
     p.add_argument('--seg_len', type=int, default=512)
-    p.add_argument('--seed', type=int, default=None, help="default: train.py rank_eval's (777 + segments)")
+    p.add_argument('--seed', type=int, default=None, help="default: train.py rank_eval's (rank_eval_seed)")
     p.add_argument('--tokenizer', default=SHIPPED_TOKENIZER)
     args = p.parse_args()
-    seed = 777 + args.segments if args.seed is None else args.seed
+    seed = rank_eval_seed(args.segments) if args.seed is None else args.seed
     sampler = KeepStream(corpus.load_pool(args.pool), args.tokenizer, args.seg_len, seed, split='heldout')
     for j in range(args.n):
         s = sampler.sample(args.segments, 'where_defined')

@@ -314,7 +314,7 @@ class TaskSampler:
         elif '_' in core or (lang == 'python' and core.islower()):
             s = '_'.join(ws)
         else:
-            s = ws[0] + ''.join(x.capitalize() for x in ws[1:])
+            s = _camel(ws)
         return prefix + s
 
     def fresh_path(self, kind, lang=None, used=()):
@@ -326,7 +326,7 @@ class TaskSampler:
             if kind == 'code':
                 ext = r.choice(CODE_EXT.get(lang, ['.txt']))
                 if lang in ('js', 'ts'):
-                    stem = r.choice([ws[0] + ''.join(x.capitalize() for x in ws[1:]), '-'.join(ws)])
+                    stem = r.choice([_camel(ws), '-'.join(ws)])
                 else:
                     stem = '_'.join(ws)
             elif kind == 'log':

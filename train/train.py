@@ -198,6 +198,11 @@ def answer_logliks(model, state, pairs):
 
 
 @torch.no_grad()
+def rank_eval_seed(nseg):
+    """The seed of rank_eval's held-out streams of nseg segments (train/stream_repo.py writes the same ones)."""
+    return 777 + nseg
+
+
 def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False):
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
@@ -205,7 +210,7 @@ def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trai
     drawn with the training curriculum's options (--win, --def_lead, --seg_len) instead of the product-like defaults."""
     model.eval()
     L = train_seg_len(args, cfg) if as_trained else cfg.seg_len
-    sampler = TaskSampler(pool, args.tokenizer, L, 777 + nseg, split='heldout', **(curriculum(args) if as_trained else {}))
+    sampler = TaskSampler(pool, args.tokenizer, L, rank_eval_seed(nseg), split='heldout', **(curriculum(args) if as_trained else {}))
     top1 = top3 = 0
     for _ in range(args.eval_n):
         s = sampler.sample(nseg, 'where_defined')
