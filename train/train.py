@@ -52,6 +52,10 @@ def parse_args():
     p.add_argument('--ans_weight', type=float, default=5.0)
     p.add_argument('--burn_segs', type=int, default=0,
                    help='before each batch, fold 0..N more segments of the same streams without gradients (run_stream burn)')
+    p.add_argument('--carry', type=float, default=0,
+                   help='each stream starts from the memory the last batch\'s stream in its place ended with, which is reset '
+                        'with probability 1/N per step (N steps on average): memories of hundreds to thousands of segments '
+                        'at no extra cost, where --burn_segs pays a forward pass per burnt segment (RUNS.md run 11)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -71,6 +75,8 @@ def parse_args():
     p.add_argument('--gate_reset', type=float, help='on a fresh start: write gates restarted at this bias with zero weights (sigmoid(2) = 0.88 on every row)')
     p.add_argument('--eval_segs', default='4,16,64')
     p.add_argument('--eval_n', type=int, default=64)
+    p.add_argument('--eval_long', default='', help='pass keys only, also at these segment counts (e.g. 256,2048: 128K and 1M tokens), '
+                   'on min(eval_n, 16) streams')
     p.add_argument('--workers', type=int, default=12)
     p.add_argument('--log_every', type=int, default=25)
     p.add_argument('--seed', type=int, default=0)
@@ -126,38 +132,40 @@ class Batches(torch.utils.data.IterableDataset):
 
 
 @torch.no_grad()
-def fold_segments(model, S):
-    """The memory after folding segments S [B,n,N] one by one into an empty one, without gradients."""
-    state = model.empty_state(S.shape[0], S.device)
+def fold_segments(model, S, state=None):
+    """The memory after folding segments S [B,n,N] one by one into state (None: an empty one), without gradients."""
+    state = model.empty_state(S.shape[0], S.device) if state is None else state
     for i in range(S.shape[1]):
         state = model.fold(S[:, i], state)
     return state
 
 
-def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False, burn=0):
-    """Forward over a batch of streams; per-segment activation checkpointing keeps long streams in memory.
+def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False, burn=0, state=None):
+    """Forward over a batch of streams from the memory `state` (None: empty); per-segment activation checkpointing
+    keeps long streams in memory. Returns CtxModel.forward's loss, lm, answer loss and exact match, then the memory
+    the streams end with (detached: --carry starts the next batch from it).
     burn: the first `burn` segments are folded without gradients (truncated backpropagation through time): the
     model then learns on a memory as crowded as long inputs make it, at the cost of a forward pass per burnt
     segment (--burn_segs; RUNS.md run 9: trained on 16 segments alone, pass keys failed at 256)."""
-    state = fold_segments(model, S[:, :burn]) if burn and use_memory else None
-    S = S[:, burn:]
-    if not ckpt_segments:
-        return model(S, Q, Y, use_memory=use_memory, lm=lm, ans_weight=ans_weight, owner=owner, state=state)
     B, nseg, _ = S.shape
     state = model.empty_state(B, S.device) if state is None else state
+    if burn and use_memory:
+        state = fold_segments(model, S[:, :burn], state)
     lm_loss = S.new_zeros((), dtype=torch.float32)
 
     def seg_fn(tok, st):
         new, h = model.fold(tok, st, return_hidden=True)
+        if not lm:
+            return new, lm_loss
         lg = model.logits(h[:, :-1])
-        l = torch.nn.functional.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tok[:, 1:].reshape(-1))
-        return new, l
+        return new, torch.nn.functional.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tok[:, 1:].reshape(-1))
 
-    for i in range(nseg):
-        new, l = checkpoint(seg_fn, S[:, i], state, use_reentrant=False)
+    for i in range(burn, nseg):
+        new, l = checkpoint(seg_fn, S[:, i], state, use_reentrant=False) if ckpt_segments else seg_fn(S[:, i], state)
         state = new if use_memory else state
-        lm_loss = lm_loss + l / nseg
-    return model.answer_loss(Q, Y, state if owner is None else state[owner], lm_loss, ans_weight)
+        lm_loss = lm_loss + l / (nseg - burn)
+    out = model.answer_loss(Q, Y, state if owner is None else state[owner], lm_loss, ans_weight)
+    return (*out, state.detach())
 
 
 @torch.no_grad()
@@ -170,7 +178,7 @@ def evaluate(model, pool, args, cfg, nseg, family, use_memory=True, dev='cuda'):
     while n < args.eval_n:
         S, Q, Y, owner = sampler.batch(bs, nseg, families=[family])
         with autocast(dev):
-            _, _, _, ex = run_stream(model, S.to(dev), Q.to(dev), Y.to(dev), owner.to(dev), use_memory=use_memory, lm=False)
+            ex = run_stream(model, S.to(dev), Q.to(dev), Y.to(dev), owner.to(dev), use_memory=use_memory, lm=False)[3]
         hits += float(ex) * bs
         n += bs
     model.train()
@@ -226,9 +234,32 @@ def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trai
     return top1 / args.eval_n, top3 / args.eval_n
 
 
-def save(path, model, opt, state):
+class Carry:
+    """--carry: the memory each batch row's stream ended with, and how many segments it holds (its age), so that
+    the next batch's stream in that row starts from it. Each row is reset to an empty memory with probability
+    1/mean per step, so ages are spread geometrically around mean steps' worth of segments: a model trained this
+    way meets memories as full as a long input makes them, where --burn_segs pays a forward pass per burnt segment."""
+
+    def __init__(self, mean):
+        self.mean, self.state, self.age = mean, None, None
+
+    def start(self, B, dev):
+        """The memory a batch of B streams starts from (None: empty), after this step's resets."""
+        if self.state is None or self.state.shape[0] != B:    # first step, or the curriculum changed the batch
+            self.state, self.age = None, torch.zeros(B)
+            return None
+        keep = (torch.rand(B) >= 1 / self.mean).float()
+        self.age *= keep
+        return self.state.to(dev) * keep[:, None].to(dev)
+
+    def end(self, state, nseg):
+        self.state, self.age = state, self.age + nseg
+
+
+def save(path, model, opt, state, carry=None):
     tmp = path + '.tmp'
-    torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'state': state}, tmp)
+    torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'state': state,
+                'carry': None if carry is None or carry.state is None else (carry.state.cpu(), carry.age)}, tmp)
     os.replace(tmp, path)
 
 
@@ -270,11 +301,14 @@ def main():
     model = CtxModel(cfg).to(dev)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda')
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
+    carry = Carry(args.carry) if args.carry else None
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
         model.load_state_dict(ck['model'])
         opt.load_state_dict(ck['opt'])
         st.update(ck['state'])
+        if args.carry and ck.get('carry') is not None:
+            carry.state, carry.age = ck['carry']
         if st['nseg'] != args.start_segs:
             print(json.dumps({'note': f"resuming at the checkpoint's {st['nseg']} segments, not --start_segs {args.start_segs}"}), flush=True)
         print(json.dumps({'resumed': args.ckpt, **st}), flush=True)
@@ -304,8 +338,12 @@ def main():
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
+        start = carry.start(S.shape[0], dev) if carry else None
         with autocast(dev):
-            loss, lm, ans, ex = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight, ckpt_segments=nseg > args.ckpt_above, burn=burn)
+            loss, lm, ans, ex, end = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight,
+                                                ckpt_segments=nseg > args.ckpt_above, burn=burn, state=start)
+        if carry:
+            carry.end(end.float(), S.shape[1])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -322,13 +360,14 @@ def main():
             el = time.time() - t0
             print(json.dumps({'step': st['step'], 'nseg': nseg, 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int(st['tokens'] / (st['seconds'] + el)) if st['seconds'] + el > 0 else 0,
-                              'tokens': st['tokens'], 'min': round(el / 60, 2)}), flush=True)
+                              'tokens': st['tokens'], 'min': round(el / 60, 2),
+                              **({'age': round(float(carry.age.mean()), 1)} if carry else {})}), flush=True)
         if time.time() - last_save > 240:
-            save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0})
+            save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0}, carry)
             last_save = time.time()
     st['seconds'] += time.time() - t0
     model.open_gates(False)
-    save(args.ckpt, model, opt, st)
+    save(args.ckpt, model, opt, st, carry)
     os.makedirs(args.out, exist_ok=True)
     save_weights_parts(model, args.out)
     print(json.dumps({'saved': args.ckpt, **st}), flush=True)
@@ -347,6 +386,11 @@ def main():
                             r['top1_as_trained'], r['top3_as_trained'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, as_trained=True))
                             r['top1_as_trained_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, as_trained=True)[0], 3)
                 print(json.dumps(r), flush=True)
+    if args.eval_n > 0 and args.eval_long:
+        args.eval_n = min(args.eval_n, 16)
+        for n in [int(x) for x in args.eval_long.split(',')]:
+            print(json.dumps({'eval': 'passkey', 'nseg': n, 'tokens': n * cfg.seg_len,
+                              'exact': round(evaluate(model, pool, args, cfg, n, 'passkey', dev=dev), 3)}), flush=True)
 
 
 if __name__ == '__main__':

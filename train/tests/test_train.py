@@ -70,3 +70,32 @@ def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F8
         model.zero_grad()
         part[0].backward()
         assert model.emb.weight.grad is not None
+
+
+def test_carried_memory_continues_the_stream(pool):  # noqa: F811
+    """--carry: a batch that starts from the memory the last batch ended with answers as if the two batches'
+    segments were one stream (the first part burnt); Carry resets rows to an empty memory with probability 1/mean."""
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=64, mem_tokens=4, d_mem=8, dpfp_nu=1,
+                 write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
+    args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=False, families='passkey', min_batch=2,
+                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=0, win=None, def_lead=None, max_defs=None, mentions=None)
+    batches = iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2)))
+    (_, _, S1, *_), (_, _, S2, Q, Y, owner) = next(batches), next(batches)
+    model = CtxModel(cfg)
+    for b in model.blocks:     # a fresh model writes zero values: give it some to carry
+        torch.nn.init.normal_(b.mv.weight, std=0.5)
+    end = train.run_stream(model, S1, Q, Y, owner)[4]
+    carried = train.run_stream(model, S2, Q, Y, owner, state=end)
+    whole = train.run_stream(model, torch.cat([S1, S2], 1), Q, Y, owner, burn=2)
+    assert torch.allclose(carried[2], whole[2], atol=1e-5) and torch.allclose(carried[4], whole[4], atol=1e-5)
+    assert not torch.allclose(carried[4], train.run_stream(model, S2, Q, Y, owner)[4])
+
+    carry = train.Carry(mean=1e9)
+    assert carry.start(2, 'cpu') is None            # nothing carried yet
+    carry.end(end, 2)
+    assert torch.equal(carry.start(2, 'cpu'), end) and carry.age.tolist() == [2, 2]
+    assert carry.start(3, 'cpu') is None            # the batch size changed: start afresh
+    carry = train.Carry(mean=1)                      # reset every step
+    carry.start(2, 'cpu')
+    carry.end(end, 2)
+    assert float(carry.start(2, 'cpu').abs().sum()) == 0 and carry.age.tolist() == [0, 0]
