@@ -308,7 +308,7 @@ def main():
         opt.load_state_dict(ck['opt'])
         st.update(ck['state'])
         if args.carry and ck.get('carry') is not None:
-            carry.state, carry.age = ck['carry']
+            carry.state, carry.age = ck['carry'][0], ck['carry'][1].cpu()
         if st['nseg'] != args.start_segs:
             print(json.dumps({'note': f"resuming at the checkpoint's {st['nseg']} segments, not --start_segs {args.start_segs}"}), flush=True)
         print(json.dumps({'resumed': args.ckpt, **st}), flush=True)
