@@ -205,12 +205,12 @@ def answer_logliks(model, state, pairs):
             for i, ((q, _), r) in enumerate(zip(pairs, rows))]
 
 
-@torch.no_grad()
 def rank_eval_seed(nseg):
     """The seed of rank_eval's held-out streams of nseg segments (train/stream_repo.py writes the same ones)."""
     return 777 + nseg
 
 
+@torch.no_grad()
 def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False):
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
