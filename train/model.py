@@ -440,13 +440,21 @@ class CtxModel(nn.Module):
         lm_loss = segments.new_zeros((), dtype=torch.float32)
         for i in range(nseg):
             tok = segments[:, i]
-            new_state, h = self.fold(tok, state, return_hidden=True)
+            if lm:
+                new_state, l = self.fold_lm(tok, state)
+                lm_loss = lm_loss + l / nseg
+            else:
+                new_state = self.fold(tok, state)
             if use_memory:
                 state = new_state
-            if lm:
-                lg = self.logits(h[:, :-1])
-                lm_loss = lm_loss + F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tok[:, 1:].reshape(-1)) / nseg
         return self.answer_loss(qa, targets, state if owner is None else state[owner], lm_loss, ans_weight)
+
+    def fold_lm(self, tokens, state):
+        """fold, and the segment's next-token loss: one training step over a segment (train.run_stream runs it
+        under activation checkpointing)."""
+        new_state, h = self.fold(tokens, state, return_hidden=True)
+        lg = self.logits(h[:, :-1])
+        return new_state, F.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tokens[:, 1:].reshape(-1))
 
     def answer_loss(self, qa, targets, state, lm_loss, ans_weight):
         """The questions decoded from their streams' memory state [R, state_size]: loss (lm_loss + weighted answer

@@ -152,16 +152,9 @@ def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=
     if burn and use_memory:
         state = fold_segments(model, S[:, :burn], state)
     lm_loss = S.new_zeros((), dtype=torch.float32)
-
-    def seg_fn(tok, st):
-        new, h = model.fold(tok, st, return_hidden=True)
-        if not lm:
-            return new, lm_loss
-        lg = model.logits(h[:, :-1])
-        return new, torch.nn.functional.cross_entropy(lg.float().reshape(-1, lg.shape[-1]), tok[:, 1:].reshape(-1))
-
+    step = model.fold_lm if lm else (lambda tok, st: (model.fold(tok, st), lm_loss))
     for i in range(burn, nseg):
-        new, l = checkpoint(seg_fn, S[:, i], state, use_reentrant=False) if ckpt_segments else seg_fn(S[:, i], state)
+        new, l = checkpoint(step, S[:, i], state, use_reentrant=False) if ckpt_segments else step(S[:, i], state)
         state = new if use_memory else state
         lm_loss = lm_loss + l / (nseg - burn)
     out = model.answer_loss(Q, Y, state if owner is None else state[owner], lm_loss, ans_weight)
