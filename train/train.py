@@ -279,6 +279,20 @@ def make_optimizer(model, lr, fused=False):
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), **({'fused': True} if fused else {}))
 
 
+def optimizer_step(model, opt, loss):
+    """Backward, gradient clipping and step; a non-finite loss or gradient norm leaves the weights as they were
+    (returns False)."""
+    opt.zero_grad(set_to_none=True)
+    if not torch.isfinite(loss):
+        return False
+    loss.backward()
+    if not torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)):
+        opt.zero_grad(set_to_none=True)
+        return False
+    opt.step()
+    return True
+
+
 def set_lr(opt, lr):
     """The base learning rate to every group, times the group's lr_mult (make_optimizer's gates)."""
     for g in opt.param_groups:
@@ -335,12 +349,16 @@ def main():
         with autocast(dev):
             loss, lm, ans, ex, end = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight,
                                                 ckpt_segments=nseg > args.ckpt_above, burn=burn, state=start)
+        if not optimizer_step(model, opt, loss):
+            # Run 12: one non-finite batch (carry 16) turned the weights and every carried memory into NaN for good.
+            # Skip it, and start the memories afresh.
+            st['skipped'] = st.get('skipped', 0) + 1
+            if carry:
+                carry.state = None
+            print(json.dumps({'skipped_nonfinite': st['step'], 'total': st['skipped']}), flush=True)
+            continue
         if carry:
             carry.end(end.float(), S.shape[1])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
         st['step'] += 1
         st['tokens'] += S.numel()
         st['ema'] = 0.97 * st['ema'] + 0.03 * float(ex)

@@ -345,3 +345,33 @@ def test_state_norms_reports_each_layer_at_powers_of_two():
     got = list(state_norms(model.eval(), list(range(8, 60)) * 3, 5))
     assert [n for n, _ in got] == [1, 2, 4, 5]
     assert all(len(norms) == TINY['n_layers'] for _, norms in got)
+
+
+def test_memory_layers_leave_the_other_layers_without_memory(tmp_path):
+    """memory_layers [0]: layer 1 neither writes (its part of the state stays zero) nor reads (a state with garbage
+    in layer 1 decodes as the one without); layer 0 still writes, and the model exports with its decoding cache."""
+    kw = dict(**TINY, write_rows='all', key_map='l2', qk_conv=4, seq_delta=True, tie_qk=True, keys_from_input=True)
+    torch.manual_seed(0)
+    model = CtxModel(Config(**kw, memory_layers=[0])).eval()
+    for b in model.blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.5)
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        state = model.fold(torch.randint(8, 64, (1, 16), generator=gen), model.empty_state())
+        (m0, _), (m1, z1) = model.unpack(state)
+        assert m0.abs().sum() > 0 and m1.abs().sum() == 0 and z1.abs().sum() == 0
+        q = torch.randint(8, 64, (1, 6), generator=gen)
+        noisy = state.clone()
+        model.unpack(noisy)[1][0].normal_()
+        assert torch.equal(model.decode(q, state)[0], model.decode(q, noisy)[0])
+        model.unpack(noisy)[0][0].normal_()
+        assert not torch.equal(model.decode(q, state)[0], model.decode(q, noisy)[0])
+        _, cache = model.decode(q, state)
+        assert all(c[2].shape == (1, 3, TINY['d_mem']) for c in cache)
+    cfg_path = tmp_path / 'm0.json'
+    cfg_path.write_text(json.dumps({**kw, 'name': 'm0', 'memory_layers': [0]}))
+    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
+                        '--out', str(tmp_path / 'm'), '--tokenizer', tok], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / 'm' / 'config.json').read_text())['memory_layers'] == [0]

@@ -99,3 +99,20 @@ def test_carried_memory_continues_the_stream(pool):  # noqa: F811
     carry.start(2, 'cpu')
     carry.end(end, 2)
     assert float(carry.start(2, 'cpu').abs().sum()) == 0 and carry.age.tolist() == [0, 0]
+
+
+def test_optimizer_step_skips_non_finite_losses_and_gradients():
+    from train import optimizer_step
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 1)
+    opt = torch.optim.AdamW(lin.parameters(), lr=0.1)
+    before = [p.detach().clone() for p in lin.parameters()]
+    x = torch.randn(3, 4)
+    assert not optimizer_step(lin, opt, lin(x).sum() * float('nan'))
+    y = lin(x).sum()
+    finite_loss_nan_grad = (y - y.detach()).abs().sqrt()    # 0, with an infinite derivative times 0
+    assert torch.isfinite(finite_loss_nan_grad)
+    assert not optimizer_step(lin, opt, finite_loss_nan_grad)
+    assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
+    assert optimizer_step(lin, opt, lin(x).pow(2).sum())
+    assert not all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
