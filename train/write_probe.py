@@ -74,6 +74,8 @@ def main():
             rec['query'].clear()         # folding read the memory too: keep the question's queries only
         model.decode(torch.tensor([s.question], device=a.device), state)
         for i, rec in enumerate(seen):
+            if not model.blocks[i].has_memory:    # memory_layers: this layer neither writes nor reads
+                continue
             keys, gates = torch.cat(rec['key']), torch.cat(rec['gate'])
             sim = keys @ rec['query'][0][q_rows[-1]]
             stats[i].append([float(sim[rows].mean()), float(sim.mean()), int((sim > sim[rows].max()).sum()),

@@ -375,3 +375,22 @@ def test_memory_layers_leave_the_other_layers_without_memory(tmp_path):
                         '--out', str(tmp_path / 'm'), '--tokenizer', tok], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / 'm' / 'config.json').read_text())['memory_layers'] == [0]
+
+
+def test_mem_decay_scales_a_layers_memory_once_per_segment():
+    """mem_decay [1, 0.5]: with the write gates shut, a folded segment leaves layer 0's memory as it was and halves
+    layer 1's."""
+    torch.manual_seed(0)
+    model = CtxModel(Config(**TINY, write_rows='all', key_map='l2', seq_delta=True, mem_decay=[1.0, 0.5])).eval()
+    for b in model.blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.5)
+    tok = torch.randint(8, 64, (1, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        state = model.fold(tok, model.empty_state())
+        for b in model.blocks:
+            torch.nn.init.constant_(b.mb.bias, -50.0)    # sigmoid(-50): nothing more is written
+            torch.nn.init.zeros_(b.mb.weight)
+        (a0, _), (a1, _) = model.unpack(state)
+        (b0, _), (b1, _) = model.unpack(model.fold(tok, state))
+    assert a1.abs().sum() > 0
+    assert torch.allclose(b0, a0, atol=1e-6) and torch.allclose(b1, 0.5 * a1, atol=1e-6)
