@@ -13,6 +13,18 @@ from model import Config, CtxModel  # noqa: E402
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, dpfp_nu=3)
 
 
+def export_config(tmp_path, cfg):
+    """Runs export.py on untrained weights of config dict cfg (saved as NAME.json); returns the exported folder."""
+    cfg_path = tmp_path / f"{cfg['name']}.json"
+    cfg_path.write_text(json.dumps(cfg))
+    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
+    out = tmp_path / 'm'
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
+                        '--out', str(out), '--tokenizer', tok], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
 @pytest.fixture(params=['armt', 'infini', 'armt-all', 'armt-all-l2'])
 def model(request):
     torch.manual_seed(0)
@@ -87,13 +99,7 @@ def test_memory_off_training_step_runs(model):
 
 
 def test_export_writes_graphs_weights_config_and_golden(tmp_path):
-    cfg_path = tmp_path / 'tiny.json'
-    cfg_path.write_text(json.dumps({**TINY, 'name': 'tiny'}))
-    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
-    out = tmp_path / 'm'
-    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
-                        '--out', str(out), '--tokenizer', tok], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    out = export_config(tmp_path, {**TINY, 'name': 'tiny'})
     for f in ('fold.onnx', 'decode.onnx', 'weights.bin', 'config.json', 'golden.json', 'tokenizer.model'):
         assert (out / f).exists(), f
     meta = json.loads((out / 'config.json').read_text())
@@ -124,13 +130,7 @@ def test_qk_conv_decoding_with_a_cache_equals_decoding_at_once():
 
 
 def test_export_of_a_qk_conv_model_carries_the_query_rows(tmp_path):
-    cfg_path = tmp_path / 'conv.json'
-    cfg_path.write_text(json.dumps({**TINY, 'name': 'conv', 'write_rows': 'all', 'qk_conv': 4}))
-    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
-    out = tmp_path / 'm'
-    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
-                        '--out', str(out), '--tokenizer', tok], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    out = export_config(tmp_path, {**TINY, 'name': 'conv', 'write_rows': 'all', 'qk_conv': 4})
     import onnx
     g = onnx.load(str(out / 'decode.onnx'))
     assert [i.name for i in g.graph.input][-1] == 'past_q' and [o.name for o in g.graph.output][-1] == 'present_q'
@@ -368,13 +368,8 @@ def test_memory_layers_leave_the_other_layers_without_memory(tmp_path):
         assert not torch.equal(model.decode(q, state)[0], model.decode(q, noisy)[0])
         _, cache = model.decode(q, state)
         assert all(c[2].shape == (1, 3, TINY['d_mem']) for c in cache)
-    cfg_path = tmp_path / 'm0.json'
-    cfg_path.write_text(json.dumps({**kw, 'name': 'm0', 'memory_layers': [0]}))
-    tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
-    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
-                        '--out', str(tmp_path / 'm'), '--tokenizer', tok], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert json.loads((tmp_path / 'm' / 'config.json').read_text())['memory_layers'] == [0]
+    out = export_config(tmp_path, {**kw, 'name': 'm0', 'memory_layers': [0]})
+    assert json.loads((out / 'config.json').read_text())['memory_layers'] == [0]
 
 
 def test_mem_decay_scales_a_layers_memory_once_per_segment():
