@@ -221,6 +221,7 @@ class Block(nn.Module):
             self.mh = nn.Linear(d, d, bias=False) if cfg.doc_value else None   # the row's document header -> value
             self.mb = nn.Linear(d, 1)       # write gate
             self.gate_open = False          # training only: every row writes at full strength (train.py --gate_open_steps)
+            self.gate_log = None            # training only: a list that collects each write's mean gate (--gate_cost)
         else:
             self.beta = nn.Parameter(torch.zeros(cfg.n_heads))   # per-head gate memory vs local attention
 
@@ -298,6 +299,8 @@ class Block(nn.Module):
         strength, many share."""
         cfg = self.cfg
         gate = self.gate(gate_rows)
+        if self.gate_log is not None:
+            self.gate_log.append(gate.mean())
         if cfg.seq_delta:
             rows_max = cfg.mem_tokens + (cfg.seg_len if cfg.write_rows == 'all' else 0)
             return seq_delta(M, key, self.value(t, head), gate, rows_max)
@@ -372,6 +375,15 @@ class CtxModel(nn.Module):
     def open_gates(self, on):
         for b in self.blocks:
             b.gate_open = on
+
+    def log_gates(self, on):
+        """Collect (on) or stop collecting the mean write gate of every write in layers with memory."""
+        for b in self.blocks:
+            b.gate_log = [] if on and b.has_memory else None
+
+    def gate_means(self):
+        """Mean write gate per layer with memory over the writes since log_gates(True), [layers], with gradients."""
+        return torch.stack([torch.stack(b.gate_log).mean() for b in self.blocks if b.gate_log])
 
     @torch.no_grad()
     def reset_gates(self, bias):

@@ -56,6 +56,10 @@ def parse_args():
                    help='each stream starts from the memory the last batch\'s stream in its place ended with, which is reset '
                         'with probability 1/N per step (N steps on average): memories of hundreds to thousands of segments '
                         'at no extra cost, where --burn_segs pays a forward pass per burnt segment (RUNS.md run 11)')
+    p.add_argument('--gate_cost', type=float, default=0,
+                   help='adds this times the mean write gate of the layers with memory to the loss: every row that writes '
+                        'erases part of what rows with similar keys wrote before it, so a memory that most rows leave alone '
+                        'keeps a name for longer (RUNS.md run 13)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -346,9 +350,16 @@ def main():
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
         start = carry.start(S.shape[0], dev) if carry else None
+        model.log_gates(args.gate_cost > 0)
         with autocast(dev):
             loss, lm, ans, ex, end = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight,
                                                 ckpt_segments=nseg > args.ckpt_above, burn=burn, state=start)
+        gates = None
+        if args.gate_cost:
+            # taken before backward, whose recomputed segments (--ckpt_above) would log their gates again
+            gates = model.gate_means()
+            model.log_gates(False)
+            loss = loss + args.gate_cost * gates.mean()
         if not optimizer_step(model, opt, loss):
             # Run 12: one non-finite batch (carry 16) turned the weights and every carried memory into NaN for good.
             # Skip it, and start the memories afresh.
@@ -372,7 +383,8 @@ def main():
             print(json.dumps({'step': st['step'], 'nseg': nseg, 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int(st['tokens'] / (st['seconds'] + el)) if st['seconds'] + el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2),
-                              **({'age': round(float(carry.age.mean()), 1)} if carry else {})}), flush=True)
+                              **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
+                              **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {})}), flush=True)
         if time.time() - last_save > 240:
             save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0}, carry)
             last_save = time.time()

@@ -389,3 +389,21 @@ def test_mem_decay_scales_a_layers_memory_once_per_segment():
         (b0, _), (b1, _) = model.unpack(model.fold(tok, state))
     assert a1.abs().sum() > 0
     assert torch.allclose(b0, a0, atol=1e-6) and torch.allclose(b1, 0.5 * a1, atol=1e-6)
+
+
+def test_gate_means_collect_each_memory_layers_write_gates_with_gradients():
+    """log_gates: two folds with memory in layer 0 only give one mean gate (layer 0's), through which a cost reaches
+    layer 0's gate weights and not layer 1's; log_gates(False) stops collecting."""
+    torch.manual_seed(0)
+    model = CtxModel(Config(**TINY, write_rows='all', key_map='l2', seq_delta=True, memory_layers=[0]))
+    gen = torch.Generator().manual_seed(1)
+    tok = [torch.randint(8, 64, (2, 16), generator=gen) for _ in range(2)]
+    model.log_gates(True)
+    state = model.fold(tok[1], model.fold(tok[0], model.empty_state(2)))
+    g = model.gate_means()
+    assert g.shape == (1,) and 0 < float(g) < 1
+    g.sum().backward()
+    assert model.blocks[0].mb.weight.grad.abs().sum() > 0 and model.blocks[1].mb.weight.grad is None
+    model.log_gates(False)
+    model.fold(tok[0], state.detach())
+    assert all(b.gate_log is None for b in model.blocks)
