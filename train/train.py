@@ -16,6 +16,7 @@ import sys
 import time
 
 import torch
+import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -60,6 +61,10 @@ def parse_args():
                    help='adds this times the mean write gate of the layers with memory to the loss: every row that writes '
                         'erases part of what rows with similar keys wrote before it, so a memory that most rows leave alone '
                         'keeps a name for longer (RUNS.md run 13)')
+    p.add_argument('--ask_back', type=int, default=0,
+                   help='with --carry: also ask the questions of each row\'s last N streams, after the current one, while its '
+                        'carried memory holds them: answers 16-16(N+1) segments back, whose loss reaches the current '
+                        'segments\' writes (what should not overwrite them) at the cost of decoding a few more rows')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -147,7 +152,7 @@ def fold_segments(model, S, state=None):
 def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=5.0, ckpt_segments=False, burn=0, state=None):
     """Forward over a batch of streams from the memory `state` (None: empty); per-segment activation checkpointing
     keeps long streams in memory. Returns CtxModel.forward's loss, lm, answer loss and exact match, then the memory
-    the streams end with (detached: --carry starts the next batch from it).
+    the streams end with (with gradients: --ask_back asks earlier streams' questions from it).
     burn: the first `burn` segments are folded without gradients (truncated backpropagation through time): the
     model then learns on a memory as crowded as long inputs make it, at the cost of a forward pass per burnt
     segment (--burn_segs; RUNS.md run 9: trained on 16 segments alone, pass keys failed at 256)."""
@@ -162,7 +167,7 @@ def run_stream(model, S, Q, Y, owner=None, use_memory=True, lm=True, ans_weight=
         state = new if use_memory else state
         lm_loss = lm_loss + l / (nseg - burn)
     out = model.answer_loss(Q, Y, state if owner is None else state[owner], lm_loss, ans_weight)
-    return (*out, state.detach())
+    return (*out, state)
 
 
 @torch.no_grad()
@@ -235,22 +240,38 @@ class Carry:
     """--carry: the memory each batch row's stream ended with, and how many segments it holds (its age), so that
     the next batch's stream in that row starts from it. Each row is reset to an empty memory with probability
     1/mean per step, so ages are spread geometrically around mean steps' worth of segments: a model trained this
-    way meets memories as full as a long input makes them, where --burn_segs pays a forward pass per burnt segment."""
+    way meets memories as full as a long input makes them, where --burn_segs pays a forward pass per burnt segment.
+    ask_back K: the questions of each row's last K streams are kept while the row's memory holds them (until it is
+    reset), so that they can be asked again after the next stream (past())."""
 
-    def __init__(self, mean):
-        self.mean, self.state, self.age = mean, None, None
+    def __init__(self, mean, ask_back=0):
+        self.mean, self.ask_back, self.state, self.age, self.asked = mean, ask_back, None, None, []
 
     def start(self, B, dev):
         """The memory a batch of B streams starts from (None: empty), after this step's resets."""
         if self.state is None or self.state.shape[0] != B:    # first step, or the curriculum changed the batch
-            self.state, self.age = None, torch.zeros(B)
+            self.state, self.age, self.asked = None, torch.zeros(B), []
             return None
         keep = (torch.rand(B) >= 1 / self.mean).float()
         self.age *= keep
+        self.asked = [(q[keep[o] > 0], y[keep[o] > 0], o[keep[o] > 0]) for q, y, o in self.asked]
         return self.state.to(dev) * keep[:, None].to(dev)
 
-    def end(self, state, nseg):
-        self.state, self.age = state, self.age + nseg
+    def end(self, state, nseg, asked=None):
+        """state: the memory the streams ended with; asked: their questions (Q, Y, owner), kept for ask_back."""
+        self.state, self.age = state.detach(), self.age + nseg
+        if self.ask_back and asked is not None:
+            self.asked = (self.asked + [tuple(t.detach().cpu() for t in asked)])[-self.ask_back:]
+
+    def past(self, dev):
+        """The kept questions of earlier streams, (Q, Y, owner) padded to one length, or None."""
+        rows = [a for a in self.asked if a[0].shape[0]]
+        if not rows:
+            return None
+        L = max(q.shape[1] for q, _, _ in rows)
+        Q = torch.cat([F.pad(q, (0, L - q.shape[1])) for q, _, _ in rows])
+        Y = torch.cat([F.pad(y, (0, L - y.shape[1]), value=-100) for _, y, _ in rows])
+        return Q.to(dev), Y.to(dev), torch.cat([o for _, _, o in rows]).to(dev)
 
 
 def save(path, model, opt, state, carry=None):
@@ -312,7 +333,7 @@ def main():
     model = CtxModel(cfg).to(dev)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda')
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
-    carry = Carry(args.carry) if args.carry else None
+    carry = Carry(args.carry, args.ask_back) if args.carry else None
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
         model.load_state_dict(ck['model'])
@@ -354,6 +375,11 @@ def main():
         with autocast(dev):
             loss, lm, ans, ex, end = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight,
                                                 ckpt_segments=nseg > args.ckpt_above, burn=burn, state=start)
+        past = carry.past(dev) if carry else None
+        if past is not None:
+            with autocast(dev):
+                ploss, _, pans, pex = model.answer_loss(*past[:2], end[past[2]], lm.new_zeros(()), args.ans_weight)
+            loss = loss + ploss
         gates = None
         if args.gate_cost:
             # taken before backward, whose recomputed segments (--ckpt_above) would log their gates again
@@ -369,7 +395,7 @@ def main():
             print(json.dumps({'skipped_nonfinite': st['step'], 'total': st['skipped']}), flush=True)
             continue
         if carry:
-            carry.end(end.float(), S.shape[1])
+            carry.end(end.float(), S.shape[1], (Q, Y, owner))
         st['step'] += 1
         st['tokens'] += S.numel()
         st['ema'] = 0.97 * st['ema'] + 0.03 * float(ex)
@@ -384,7 +410,8 @@ def main():
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int(st['tokens'] / (st['seconds'] + el)) if st['seconds'] + el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
-                              **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {})}), flush=True)
+                              **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {}),
+                              **({'past_rows': past[0].shape[0], 'past_exact': round(float(pex), 3)} if past is not None else {})}), flush=True)
         if time.time() - last_save > 240:
             save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0}, carry)
             last_save = time.time()

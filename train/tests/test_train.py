@@ -116,3 +116,26 @@ def test_optimizer_step_skips_non_finite_losses_and_gradients():
     assert all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
     assert optimizer_step(lin, opt, lin(x).pow(2).sum())
     assert not all(torch.equal(a, b) for a, b in zip(before, lin.parameters()))
+
+
+def test_carry_ask_back_keeps_the_questions_of_the_last_streams_while_their_memory_is_carried():
+    """ask_back 2: past() gives the questions of the last two streams, padded to one length (targets with -100),
+    each with the row it asked about; a third stream pushes out the first; a reset row's questions are dropped."""
+    import train
+    state = torch.zeros(2, 3)
+    q = lambda n, L, v: (torch.full((n, L), v), torch.full((n, L), v), torch.arange(n) % 2)
+    carry = train.Carry(mean=1e9, ask_back=2)
+    carry.start(2, 'cpu')
+    assert carry.past('cpu') is None
+    carry.end(state, 4, q(2, 3, 1))
+    carry.start(2, 'cpu')
+    carry.end(state, 4, q(4, 5, 2))
+    Q, Y, owner = carry.past('cpu')
+    assert Q.shape == (6, 5) and Q[0].tolist() == [1, 1, 1, 0, 0] and Y[0].tolist() == [1, 1, 1, -100, -100]
+    assert owner.tolist() == [0, 1, 0, 1, 0, 1]
+    carry.start(2, 'cpu')
+    carry.end(state, 4, q(1, 2, 3))
+    assert carry.past('cpu')[0][:, 0].tolist() == [2, 2, 2, 2, 3]
+    carry.mean = 1                                    # every row is reset: nothing it held can be asked
+    carry.start(2, 'cpu')
+    assert carry.past('cpu') is None
