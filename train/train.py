@@ -333,6 +333,8 @@ def main():
     model = CtxModel(cfg).to(dev)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda')
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
+    if args.ask_back and not args.carry:
+        raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
     carry = Carry(args.carry, args.ask_back) if args.carry else None
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
@@ -378,7 +380,7 @@ def main():
         past = carry.past(dev) if carry else None
         if past is not None:
             with autocast(dev):
-                ploss, _, pans, pex = model.answer_loss(*past[:2], end[past[2]], lm.new_zeros(()), args.ans_weight)
+                ploss, _, _, pex = model.answer_loss(*past[:2], end[past[2]], lm.new_zeros(()), args.ans_weight)
             loss = loss + ploss
         gates = None
         if args.gate_cost:
