@@ -164,7 +164,7 @@ def _tok_encode(text):
 
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
-                 max_defs=None, ask_all=False, mentions=0.0):
+                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
         sit a few lines apart, so the model can bind them within one segment before it must across segments.
@@ -174,8 +174,11 @@ class TaskSampler:
         from the one memory state: "a, not b, for this name" in one step, where one question per stream lets the
         model settle at "one of the renamed files" (RUNS.md, run 4).
         mentions: how often a code file of a where_defined stream imports or calls a name defined in an earlier file
-        (see mention). 0 keeps every fresh name in its own file."""
+        (see mention). 0 keeps every fresh name in its own file.
+        share_dir: how often a code or text file goes into a directory an earlier file of its stream is in (see
+        fresh_path)."""
         self.def_lead, self.max_defs, self.ask_all, self.mentions = def_lead, max_defs, ask_all, mentions
+        self.share_dir = share_dir
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -318,10 +321,17 @@ class TaskSampler:
         return prefix + s
 
     def fresh_path(self, kind, lang=None, used=()):
+        """A fresh path for a document of this kind, not in `used` (the stream's paths so far). Code and text
+        files go into a directory one of `used` is in with probability share_dir, as files of a repository do: with
+        every file in a directory of its own, models learnt to tell files apart by their directories alone and gave
+        one answer to every question on fixtures/repo, whose files share `app/` and `src/` (RUNS.md, run 13)."""
         r = self.rng
+        shared = sorted({p.rsplit('/', 1)[0] for p in used if '/' in p and '.log' not in p})
         for _ in range(100):
             ndirs = r.choice((0, 1, 1, 2, 2, 3))
             dirs = [r.choice(DIR_WORDS) if r.random() < 0.3 else r.choice(self.words) for _ in range(ndirs)]
+            if kind in ('code', 'text') and shared and r.random() < self.share_dir:
+                dirs = r.choice(shared).split('/') + dirs[:1 if r.random() < 0.2 else 0]
             ws = self.words_(r.choice((1, 1, 2, 2, 3)))
             if kind == 'code':
                 ext = r.choice(CODE_EXT.get(lang, ['.txt']))

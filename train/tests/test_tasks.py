@@ -142,6 +142,23 @@ def test_max_defs_bounds_the_renamed_definitions(pool):
         assert len(wins) <= 1 and len(st.paths) >= 2, 'one renamed definition among filler files'
 
 
+def test_share_dir_puts_files_of_a_stream_into_shared_directories(pool):
+    """share_dir 1: every code or text file after the first with a directory goes into one a file before it is in
+    (or a subdirectory of it), so a repository stream's files share directories as a repository's do; share_dir 0:
+    rarely (directories are drawn afresh per file)."""
+    def shared_fraction(share_dir):
+        ts = tasks.TaskSampler(pool, TOKENIZER, L, seed=3, split='train', win=(32, 256), share_dir=share_dir)
+        hits = n = 0
+        for _ in range(8):
+            st, _, _ = ts._code_stream(8)
+            dirs = [p.rsplit('/', 1)[0] for p in st.paths if '/' in p]
+            n += len(dirs)
+            hits += sum(d in dirs[:i] or any(d.startswith(e + '/') for e in dirs[:i]) for i, d in enumerate(dirs))
+        assert n >= 8
+        return hits / n
+    assert shared_fraction(1.0) > 0.6 and shared_fraction(0.0) < 0.2
+
+
 def test_ask_all_asks_every_renamed_definition_of_the_stream(pool):
     every = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, split='train', win=(32, 256), ask_all=True)
     more = 0
