@@ -322,9 +322,9 @@ class TaskSampler:
 
     def fresh_path(self, kind, lang=None, used=()):
         """A fresh path for a document of this kind, not in `used` (the stream's paths so far). Code and text
-        files go into a directory one of `used` is in with probability share_dir, as files of a repository do: with
-        every file in a directory of its own, models learnt to tell files apart by their directories alone and gave
-        one answer to every question on fixtures/repo, whose files share `app/` and `src/` (RUNS.md, run 13)."""
+        files go into a directory one of `used` is in with probability share_dir, as files of a repository do. With
+        every file in a directory of its own (share_dir 0, runs 1-13), run 13's model told two files apart when their
+        directories differed and not when they shared one (RUNS.md, run 13)."""
         r = self.rng
         shared = sorted({p.rsplit('/', 1)[0] for p in used if '/' in p and '.log' not in p})
         for _ in range(100):
