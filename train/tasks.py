@@ -164,7 +164,7 @@ def _tok_encode(text):
 
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
-                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5):
+                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5, near=0.0):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
         sit a few lines apart, so the model can bind them within one segment before it must across segments.
@@ -176,9 +176,11 @@ class TaskSampler:
         mentions: how often a code file of a where_defined stream imports or calls a name defined in an earlier file
         (see mention). 0 keeps every fresh name in its own file.
         share_dir: how often a code or text file goes into a directory an earlier file of its stream is in (see
-        fresh_path)."""
+        fresh_path).
+        near: how often a code file of a where_defined stream assigns a name that shares a word with a name defined
+        in an earlier file (see near_miss). 0 keeps streams as before."""
         self.def_lead, self.max_defs, self.ask_all, self.mentions = def_lead, max_defs, ask_all, mentions
-        self.share_dir = share_dir
+        self.share_dir, self.near = share_dir, near
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -361,7 +363,7 @@ class TaskSampler:
         i = r.choice(self.code if pick_code else self.prose)
         w = self.window(i, self.win_len(st))
         if pick_code and defined:
-            w = self.mention(w, defined)
+            w = self.near_miss(self.mention(w, defined), defined)
         self._add_window(st, w, used, tag)
         return w
 
@@ -471,6 +473,29 @@ class TaskSampler:
         else:
             line = f'{name}({arg});'
         defined[name] = (path, n + 1)
+        return self._prepend(w, line)
+
+    def near_miss(self, w, defined):
+        """Window w with, with probability self.near, a first line that assigns a name sharing one word with a name
+        defined earlier in the stream (RESET_SECRET after make_reset_token). Fresh names are random words that other
+        files rarely contain, while a real repository's names share words all over: on fixtures/repo `auth.py`'s
+        names were answered by later files holding their words (RUNS.md run 13). defined: as in mention."""
+        r = self.rng
+        if not defined or not self.near or r.random() >= self.near:   # no draw at 0: streams as before
+            return w
+        name = r.choice(sorted(defined))
+        ws = [r.choice([x.lower() for x in re.findall(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+', name)] or [name]),
+              r.choice(self.words)]
+        r.shuffle(ws)
+        near = r.choice(['_'.join(ws).upper(), '_'.join(ws), _camel(ws)])
+        if near in defined or _find_word(w.text, near):
+            return w
+        value = r.choice([str(r.randrange(1, 10000)), f'"{r.choice(self.words)}"'])
+        lang = self.files[w.file]['lang']
+        return self._prepend(w, f'const {near} = {value};' if lang in ('js', 'ts') else f'{near} = {value}')
+
+    def _prepend(self, w, line):
+        """Window w with `line` before its first line."""
         head = np.asarray(self.tok.encode(line + '\n'), np.int32)
         return Window(w.file, w.l0, w.l1, np.concatenate([head, w.ids]), line + '\n' + w.text,
                       w.def_line + 1 if w.def_line >= 0 else -1, w.name, w.def_kind)
@@ -492,7 +517,7 @@ class TaskSampler:
             d = r.choice(self.eligible[i])
             w = self.window(i, self.win_len(st), around=d[2])
             w = self.rename(w, d) if rename else w
-            w = self.mention(w, defined)
+            w = self.near_miss(self.mention(w, defined), defined)
             k = len(wins)
             path, ti = self._add_window(st, w, used, tag=('end', k), def_tag=('def', k))
             wins.append((w, path, ti))

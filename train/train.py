@@ -73,6 +73,8 @@ def parse_args():
     p.add_argument('--win', help="min,max tokens of a file window (TaskSampler win, default its 64,768): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined")
     p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
     p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
+    p.add_argument('--near', type=float, help='where_defined: how often a later code file assigns a name sharing a word '
+                   'with a renamed name (TaskSampler near): pieces of a name stop pointing at one file (RUNS.md run 13)')
     p.add_argument('--mentions', type=float, help='where_defined: how often a later code file imports or calls a renamed name '
                    '(TaskSampler mentions): a real repository\'s files mention each other\'s names (RUNS.md run 10)')
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
@@ -109,7 +111,7 @@ def curriculum(args):
     defaults, the product-like streams): empty when training on those, non-empty when held-out evaluation should
     also report streams drawn as trained."""
     opts = {'win': tuple(int(x) for x in args.win.split(',')) if args.win else None,
-            'def_lead': args.def_lead, 'max_defs': args.max_defs, 'mentions': args.mentions}
+            'def_lead': args.def_lead, 'max_defs': args.max_defs, 'mentions': args.mentions, 'near': args.near}
     return {k: v for k, v in opts.items() if v is not None}
 
 

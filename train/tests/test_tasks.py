@@ -159,6 +159,24 @@ def test_share_dir_puts_files_of_a_stream_into_shared_directories(pool):
     assert shared_fraction(1.0) > 0.6 and shared_fraction(0.0) < 0.2
 
 
+def test_near_miss_lines_share_a_word_with_an_earlier_name_but_are_not_it(pool):
+    """near 1: later code files begin by assigning a name that shares a word with a fresh name defined before them
+    (and is not that name), so the fresh names themselves still occur in their own files only."""
+    ts = tasks.TaskSampler(pool, TOKENIZER, L, seed=11, split='train', win=(32, 256), near=1.0)
+    split = lambda n: {x.lower() for x in re.findall(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+', n)}
+    found = 0
+    for _ in range(6):
+        st, wins, defined = ts._code_stream(8)
+        for w, _, _ in wins:
+            first = w.text.split('\n', 1)[0]
+            m = re.match(r'(?:const )?([A-Za-z_][A-Za-z0-9_]*) = ', first)
+            if m and m.group(1) not in defined and any(split(m.group(1)) & split(n) for n in defined):
+                found += 1
+        for name in defined:
+            assert sum(name in t for t in st.texts) == 1 + defined[name][1], 'a fresh name only in its own file'
+    assert found > 0
+
+
 def test_ask_all_asks_every_renamed_definition_of_the_stream(pool):
     every = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, split='train', win=(32, 256), ask_all=True)
     more = 0

@@ -30,8 +30,9 @@ def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
 
 
 def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
-    args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=2, win='48,64', def_lead=0, max_defs=1, mentions=0.5, seg_len=None)
-    assert train.curriculum(args) == {'win': (48, 64), 'def_lead': 0, 'max_defs': 1, 'mentions': 0.5}
+    args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=2, win='48,64', def_lead=0, max_defs=1, mentions=0.5, near=0.5,
+                              seg_len=None)
+    assert train.curriculum(args) == {'win': (48, 64), 'def_lead': 0, 'max_defs': 1, 'mentions': 0.5, 'near': 0.5}
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     top1, top3 = train.rank_eval(CtxModel(cfg), pool, args, cfg, 4, dev='cpu', as_trained=True)
     assert 0 <= top1 <= top3 <= 1
@@ -40,7 +41,7 @@ def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
 def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='where_defined', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, win='16,48', def_lead=8, max_defs=2, mentions=0.5, seg_len=64, burn_segs=0)
+                              tokens_per_step=2 * 2 * 64, win='16,48', def_lead=8, max_defs=2, mentions=0.5, near=None, seg_len=64, burn_segs=0)
     nseg, burn, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
     assert nseg == 2 and burn == 0 and S.shape[1:] == (2, 64) and L != 64
     assert train.train_seg_len(argparse.Namespace(seg_len=None), cfg) == L
@@ -52,7 +53,7 @@ def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F8
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=64, mem_tokens=4, d_mem=8, dpfp_nu=1,
                  write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
     args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='passkey', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=3, win=None, def_lead=None, max_defs=None, mentions=None)
+                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=3, win=None, def_lead=None, max_defs=None, mentions=None, near=None)
     burns, long = set(), None
     for _, (nseg, burn, *batch) in zip(range(12), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
         assert nseg == 2 and batch[0].shape[1] == burn + 2 and 0 <= burn <= 3
@@ -78,7 +79,7 @@ def test_carried_memory_continues_the_stream(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=64, mem_tokens=4, d_mem=8, dpfp_nu=1,
                  write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
     args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=False, families='passkey', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=0, win=None, def_lead=None, max_defs=None, mentions=None)
+                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=0, win=None, def_lead=None, max_defs=None, mentions=None, near=None)
     batches = iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2)))
     (_, _, S1, *_), (_, _, S2, Q, Y, owner) = next(batches), next(batches)
     model = CtxModel(cfg)
