@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from corpus import STOPWORDS, load_pool
+from corpus import STOPWORDS, load_pool, split_words
 from stream import SHIPPED_TOKENIZER, SPECIAL, Segmenter, Tokenizer, answer_tokens, js_collapse, page_marker, question_prompt
 
 FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first', 'which_page', 'verbatim', 'log_service')
@@ -484,8 +484,7 @@ class TaskSampler:
         if not defined or not self.near or r.random() >= self.near:   # no draw at 0: streams as before
             return w
         name = r.choice(sorted(defined))
-        ws = [r.choice([x.lower() for x in re.findall(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+', name)] or [name]),
-              r.choice(self.words)]
+        ws = [r.choice(split_words(name) or [name]), r.choice(self.words)]
         r.shuffle(ws)
         near = r.choice(['_'.join(ws).upper(), '_'.join(ws), _camel(ws)])
         if near in defined or _find_word(w.text, near):

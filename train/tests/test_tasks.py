@@ -163,7 +163,7 @@ def test_near_miss_lines_share_a_word_with_an_earlier_name_but_are_not_it(pool):
     """near 1: later code files begin by assigning a name that shares a word with a fresh name defined before them
     (and is not that name), so the fresh names themselves still occur in their own files only."""
     ts = tasks.TaskSampler(pool, TOKENIZER, L, seed=11, split='train', win=(32, 256), near=1.0)
-    split = lambda n: {x.lower() for x in re.findall(r'[A-Z]?[a-z]+|[A-Z]+(?![a-z])|[0-9]+', n)}
+    split = lambda n: set(corpus.split_words(n))
     found = 0
     for _ in range(6):
         st, wins, defined = ts._code_stream(8)
