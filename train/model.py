@@ -250,10 +250,14 @@ class Block(nn.Module):
         return self.features(self.kconv(self.mk(rows)))
 
     def gate(self, t):
-        """Write gate [B,T,1] of rows t."""
+        """Write gate [B,T,1] of rows t (its mean goes to gate_log when collecting, --gate_cost)."""
         if self.gate_open:
-            return t.new_ones(t.shape[0], t.shape[1], 1, dtype=torch.float32)
-        return torch.sigmoid(self.mb(t).float())
+            g = t.new_ones(t.shape[0], t.shape[1], 1, dtype=torch.float32)
+        else:
+            g = torch.sigmoid(self.mb(t).float())
+        if self.gate_log is not None:
+            self.gate_log.append(g.mean())
+        return g
 
     def value(self, t, head):
         """What rows t write. value_norm: from the rows layer-normed, so that a value's size does not follow the
@@ -299,8 +303,6 @@ class Block(nn.Module):
         strength, many share."""
         cfg = self.cfg
         gate = self.gate(gate_rows)
-        if self.gate_log is not None:
-            self.gate_log.append(gate.mean())
         if cfg.seq_delta:
             rows_max = cfg.mem_tokens + (cfg.seg_len if cfg.write_rows == 'all' else 0)
             return seq_delta(M, key, self.value(t, head), gate, rows_max)
