@@ -6,7 +6,7 @@ directory. This writes each sampled stream's documents as files at their stream 
 distribution: when the product does well here and badly on a real repository, what separates the two is the
 repository, not the engine (RUNS.md run 10).
 
-    /usr/bin/python3 train/stream_repo.py --pool /tmp/pool.pkl.gz --out /tmp/streams --n 6 --segments 8
+    /usr/bin/python3 train/stream_repo.py --pool /tmp/pool.pkl.gz --out /tmp/streams --n 6 --segments 8 --share_dir 0
     for d in /tmp/streams/s*; do node bin/run.js eval repo "$d" --model /tmp/exported --json; done
 """
 import argparse
@@ -59,9 +59,13 @@ def main():
     p.add_argument('--seg_len', type=int, default=512)
     p.add_argument('--seed', type=int, default=None, help="default: train.py rank_eval's (rank_eval_seed)")
     p.add_argument('--tokenizer', default=SHIPPED_TOKENIZER)
+    p.add_argument('--share_dir', type=float, default=0.5,
+                   help="TaskSampler share_dir: 0 writes the streams of sessions 11-14 (every file in a directory of "
+                        "its own); the default 0.5, the sampler's since run 14, puts files into shared directories")
     args = p.parse_args()
     seed = rank_eval_seed(args.segments) if args.seed is None else args.seed
-    sampler = KeepStream(corpus.load_pool(args.pool), args.tokenizer, args.seg_len, seed, split='heldout')
+    sampler = KeepStream(corpus.load_pool(args.pool), args.tokenizer, args.seg_len, seed, split='heldout',
+                         share_dir=args.share_dir)
     for j in range(args.n):
         s = sampler.sample(args.segments, 'where_defined')
         d = os.path.join(args.out, f's{j}')

@@ -332,7 +332,7 @@ class TaskSampler:
         for _ in range(100):
             ndirs = r.choice((0, 1, 1, 2, 2, 3))
             dirs = [r.choice(DIR_WORDS) if r.random() < 0.3 else r.choice(self.words) for _ in range(ndirs)]
-            if kind in ('code', 'text') and shared and r.random() < self.share_dir:
+            if kind in ('code', 'text') and shared and self.share_dir and r.random() < self.share_dir:   # no draw at 0
                 dirs = r.choice(shared).split('/') + dirs[:1 if r.random() < 0.2 else 0]
             ws = self.words_(r.choice((1, 1, 2, 2, 3)))
             if kind == 'code':
