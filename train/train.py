@@ -65,6 +65,10 @@ def parse_args():
                    help='with --carry: also ask the questions of each row\'s last N streams, after the current one, while its '
                         'carried memory holds them: answers 16-16(N+1) segments back, whose loss reaches the current '
                         'segments\' writes (what should not overwrite them) at the cost of decoding a few more rows')
+    p.add_argument('--past_weight', type=float, default=1.0,
+                   help='--ask_back\'s answer loss times this: with ask_back 3 the past rows outnumber the current ones '
+                        'three to one, and at weight 1 their near-chance loss cut the current streams\' exact match in '
+                        'half in 7 minutes (RUNS.md run 14)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -383,7 +387,7 @@ def main():
         if past is not None:
             with autocast(dev):
                 ploss, _, _, pex = model.answer_loss(*past[:2], end[past[2]], lm.new_zeros(()), args.ans_weight)
-            loss = loss + ploss
+            loss = loss + args.past_weight * ploss
         gates = None
         if args.gate_cost:
             # taken before backward, whose recomputed segments (--ckpt_above) would log their gates again
