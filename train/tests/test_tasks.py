@@ -159,6 +159,16 @@ def test_share_dir_puts_files_of_a_stream_into_shared_directories(pool):
     assert shared_fraction(1.0) > 0.6 and shared_fraction(0.0) < 0.2
 
 
+def test_share_dir_0_draws_the_paths_of_a_sampler_without_shared_directories(pool):
+    """share_dir 0 takes no random draw, so a seed gives the streams it gave before shared directories existed:
+    the six training-like streams of BENCHMARKS (stream_repo.py --share_dir 0) stay reproducible. With earlier
+    paths or without, fresh_path draws the same paths."""
+    def paths(used):
+        ts = tasks.TaskSampler(pool, TOKENIZER, L, seed=5, split='train', share_dir=0.0)
+        return [ts.fresh_path(kind, 'py', used=used) for kind in ('code', 'text') * 10]
+    assert paths(('kernel/x.py', 'docs/guide/y.md')) == paths(())
+
+
 def test_near_miss_lines_share_a_word_with_an_earlier_name_but_are_not_it(pool):
     """near 1: later code files begin by assigning a name that shares a word with a fresh name defined before them
     (and is not that name), so the fresh names themselves still occur in their own files only."""
