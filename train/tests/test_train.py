@@ -13,6 +13,14 @@ from model import Config, CtxModel  # noqa: E402
 from test_tasks import L, TOKENIZER, pool, stdlib_dir  # noqa: E402,F401  (fixtures shared with the sampler tests)
 
 
+def batch_args(**kw):
+    """train.py's flags that Batches reads, at their defaults (sampler knobs None: TaskSampler's own), with kw on
+    top: one place to add a new sampler flag."""
+    return argparse.Namespace(**{'tokenizer': TOKENIZER, 'seed': 0, 'ask_all': False, 'families': 'passkey',
+                                 'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
+                                 'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, **kw})
+
+
 def test_family_mix_takes_weights_or_the_defaults():
     assert train.family_mix('passkey:1,where_defined:3') == {'passkey': 1.0, 'where_defined': 3.0}
     assert train.family_mix('passkey') == {'passkey': train.FAMILIES['passkey']}
@@ -40,8 +48,7 @@ def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
 
 def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
-    args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='where_defined', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, win='16,48', def_lead=8, max_defs=2, mentions=0.5, near=None, seg_len=64, burn_segs=0)
+    args = batch_args(ask_all=True, families='where_defined', win='16,48', def_lead=8, max_defs=2, mentions=0.5, seg_len=64)
     nseg, burn, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
     assert nseg == 2 and burn == 0 and S.shape[1:] == (2, 64) and L != 64
     assert train.train_seg_len(argparse.Namespace(seg_len=None), cfg) == L
@@ -52,8 +59,7 @@ def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F8
     see the same memory as a whole-stream forward pass, and only the later segments train."""
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=64, mem_tokens=4, d_mem=8, dpfp_nu=1,
                  write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
-    args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=True, families='passkey', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=3, win=None, def_lead=None, max_defs=None, mentions=None, near=None)
+    args = batch_args(ask_all=True, burn_segs=3)
     burns, long = set(), None
     for _, (nseg, burn, *batch) in zip(range(12), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
         assert nseg == 2 and batch[0].shape[1] == burn + 2 and 0 <= burn <= 3
@@ -78,8 +84,7 @@ def test_carried_memory_continues_the_stream(pool):  # noqa: F811
     segments were one stream (the first part burnt); Carry resets rows to an empty memory with probability 1/mean."""
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=64, mem_tokens=4, d_mem=8, dpfp_nu=1,
                  write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
-    args = argparse.Namespace(tokenizer=TOKENIZER, seed=0, ask_all=False, families='passkey', min_batch=2,
-                              tokens_per_step=2 * 2 * 64, seg_len=None, burn_segs=0, win=None, def_lead=None, max_defs=None, mentions=None, near=None)
+    args = batch_args()
     batches = iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2)))
     (_, _, S1, *_), (_, _, S2, Q, Y, owner) = next(batches), next(batches)
     model = CtxModel(cfg)
