@@ -8,7 +8,7 @@
 set -euo pipefail
 MIN=$1; shift
 mkdir -p /root/ctx-run/cfg
-[ -f /root/ctx-run/pool.pkl.gz ] || python3 train/corpus.py --out /root/ctx-run/pool.pkl.gz --procs 16
+[ -f /root/ctx-run/pool.pkl.gz ] || python3 train/corpus.py --out /root/ctx-run/pool.pkl.gz --procs 16 ${CORPUS_EXPORT:+--export "$CORPUS_EXPORT"}
 BASE_OUT=$OUT
 aliases=()
 for arm in "$@"; do

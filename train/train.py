@@ -79,6 +79,8 @@ def parse_args():
     p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
     p.add_argument('--near', type=float, help='where_defined: how often a later code file assigns a name sharing a word '
                    'with a renamed name (TaskSampler near): pieces of a name stop pointing at one file (RUNS.md run 13)')
+    p.add_argument('--keep_names', type=float, help='where_defined: how often the asked definition keeps its own name instead of '
+                   'a fresh one (TaskSampler keep_names): a real repository asks about names as written (RUNS.md run 15)')
     p.add_argument('--mentions', type=float, help='where_defined: how often a later code file imports or calls a renamed name '
                    '(TaskSampler mentions): a real repository\'s files mention each other\'s names (RUNS.md run 10)')
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
@@ -115,7 +117,8 @@ def curriculum(args):
     defaults, the product-like streams): empty when training on those, non-empty when held-out evaluation should
     also report streams drawn as trained."""
     opts = {'win': tuple(int(x) for x in args.win.split(',')) if args.win else None,
-            'def_lead': args.def_lead, 'max_defs': args.max_defs, 'mentions': args.mentions, 'near': args.near}
+            'def_lead': args.def_lead, 'max_defs': args.max_defs, 'mentions': args.mentions, 'near': args.near,
+            'keep_names': args.keep_names}
     return {k: v for k, v in opts.items() if v is not None}
 
 
@@ -219,14 +222,15 @@ def rank_eval_seed(nseg):
 
 
 @torch.no_grad()
-def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False):
+def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False, **opts):
     """where_defined as the product answers it: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
     Sees partial learning long before exact generation of a ~15-token path does. as_trained: held-out streams
-    drawn with the training curriculum's options (--win, --def_lead, --seg_len) instead of the product-like defaults."""
+    drawn with the training curriculum's options (--win, --def_lead, --seg_len) instead of the product-like defaults;
+    opts: further TaskSampler options (keep_names=1: every asked name as written, as in a real repository)."""
     model.eval()
     L = train_seg_len(args, cfg) if as_trained else cfg.seg_len
-    sampler = TaskSampler(pool, args.tokenizer, L, rank_eval_seed(nseg), split='heldout', **(curriculum(args) if as_trained else {}))
+    sampler = TaskSampler(pool, args.tokenizer, L, rank_eval_seed(nseg), split='heldout', **(curriculum(args) if as_trained else {}), **opts)
     top1 = top3 = 0
     for _ in range(args.eval_n):
         s = sampler.sample(nseg, 'where_defined')
@@ -438,6 +442,7 @@ def main():
                     r['exact_mem_off'] = round(evaluate(model, pool, args, cfg, n, fam, use_memory=False, dev=dev), 3)
                 if fam == 'where_defined':
                     r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev))
+                    r['top1_kept'], r['top3_kept'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, keep_names=1.0))
                     if first:
                         r['top1_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev)[0], 3)
                         if curriculum(args):

@@ -187,6 +187,27 @@ def test_near_miss_lines_share_a_word_with_an_earlier_name_but_are_not_it(pool):
     assert found > 0
 
 
+def test_keep_names_asks_definitions_under_their_own_names(pool):
+    """keep_names 1: every asked definition keeps the name its pool file gives it (what `ctx eval repo` asks of a
+    real repository), defined in the file that answers; keep_names 0 (the default) renames every one."""
+    kept = tasks.TaskSampler(pool, TOKENIZER, L, seed=13, split='train', win=(32, 256), keep_names=1.0)
+    asked = 0
+    for _ in range(8):
+        st, wins, defined = kept._code_stream(8)
+        for w, path, ti in wins:
+            if not w.name:
+                continue
+            assert w.name in {d[0] for d in kept.files[w.file]['defs']}, 'a name of the pool file, not a fresh one'
+            assert w.text.split('\n')[w.def_line].find(w.name) >= 0, 'def_line is the definition\'s line'
+            assert defined[w.name][0] == path
+            asked += 1
+    assert asked >= 8
+    fresh = tasks.TaskSampler(pool, TOKENIZER, L, seed=13, split='train', win=(32, 256), keep_names=0.0)
+    for _ in range(4):
+        _, wins, _ = fresh._code_stream(8)
+        assert all(w.name not in {d[0] for d in fresh.files[w.file]['defs']} for w, _, _ in wins if w.name)
+
+
 def test_ask_all_asks_every_renamed_definition_of_the_stream(pool):
     every = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, split='train', win=(32, 256), ask_all=True)
     more = 0
@@ -436,6 +457,22 @@ def test_stream_repo_writes_every_document_of_the_stream(pool, tmp_path):
     name = smp.meta['name']
     holding = [p for p in written if name in (tmp_path / 'r' / p).read_text(encoding='utf-8')]
     assert holding == [smp.meta['answer']]
+
+
+def test_stream_repo_split_scores_fresh_and_kept_names_apart(pool, tmp_path):
+    """stream_repo.py --split: the stream's fresh names are recorded, and an eval's identifier questions are counted
+    under fresh or kept by the name they ask; topic questions under neither."""
+    import stream_repo
+    s = stream_repo.KeepStream(pool, TOKENIZER, L, seed=3, split='heldout', win=(32, 256))
+    smp = s.sample(8, 'where_defined')
+    assert smp.meta['name'] in s.fresh
+    rows = [{'kind': 'identifier', 'question': f'where is {smp.meta["name"]} defined?', 'top1': True, 'top3': True},
+            {'kind': 'identifier', 'question': 'where is parse_args defined?', 'top1': False, 'top3': True},
+            {'kind': 'topic', 'question': 'which file handles json?', 'top1': True, 'top3': True}]
+    (tmp_path / 'e.json').write_text(json.dumps({'results': rows}))
+    score = {'fresh': [0, 0, 0], 'kept': [0, 0, 0]}
+    stream_repo.split_scores(str(tmp_path / 'e.json'), set(s.fresh), score)
+    assert score == {'fresh': [1, 1, 1], 'kept': [0, 1, 1]}
 
 
 def test_mentions_import_or_call_a_name_after_its_definition(pool):

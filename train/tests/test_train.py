@@ -18,7 +18,8 @@ def batch_args(**kw):
     top: one place to add a new sampler flag."""
     return argparse.Namespace(**{'tokenizer': TOKENIZER, 'seed': 0, 'ask_all': False, 'families': 'passkey',
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
-                                 'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, **kw})
+                                 'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
+                                 **kw})
 
 
 def test_family_mix_takes_weights_or_the_defaults():
@@ -34,13 +35,16 @@ def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
     args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=4)
     top1, top3 = train.rank_eval(model, pool, args, cfg, 4, dev='cpu')
     assert 0 <= top1 <= top3 <= 1
+    top1, top3 = train.rank_eval(model, pool, args, cfg, 4, dev='cpu', keep_names=1.0)
+    assert 0 <= top1 <= top3 <= 1
     assert train.rank_eval(model, pool, args, cfg, 4, use_memory=False, dev='cpu')[0] <= 1
 
 
 def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
     args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=2, win='48,64', def_lead=0, max_defs=1, mentions=0.5, near=0.5,
-                              seg_len=None)
-    assert train.curriculum(args) == {'win': (48, 64), 'def_lead': 0, 'max_defs': 1, 'mentions': 0.5, 'near': 0.5}
+                              keep_names=0.5, seg_len=None)
+    assert train.curriculum(args) == {'win': (48, 64), 'def_lead': 0, 'max_defs': 1, 'mentions': 0.5, 'near': 0.5,
+                                      'keep_names': 0.5}
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     top1, top3 = train.rank_eval(CtxModel(cfg), pool, args, cfg, 4, dev='cpu', as_trained=True)
     assert 0 <= top1 <= top3 <= 1
