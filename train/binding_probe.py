@@ -77,6 +77,8 @@ def probe_args(doc, n):
     p.add_argument('--def_lead', type=int, default=32)
     p.add_argument('--max_defs', type=int, default=2)
     p.add_argument('--mentions', type=float, help='later files import or call the renamed names (TaskSampler mentions)')
+    p.add_argument('--near', type=float, help='later files assign names sharing a word with them (TaskSampler near)')
+    p.add_argument('--keep_names', type=float, help='asked definitions keep their own names (TaskSampler keep_names)')
     p.add_argument('--seed', type=int, default=4242)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return p

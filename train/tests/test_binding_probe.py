@@ -1,4 +1,4 @@
-"""binding_probe's tally: what 'bound', 'blind' and 'latest' mean, on score matrices made by hand."""
+"""binding_probe: its tally (what 'bound', 'blind' and 'latest' mean, on score matrices made by hand) and its flags."""
 import os
 import sys
 
@@ -24,3 +24,12 @@ def test_a_model_blind_to_the_question_keeping_the_last_write():
 def test_three_definitions():
     r = tally([([[-1, -2, -3], [-2, -1, -3], [-2, -3, -1]], [0.1, 0.5, 0.9])])
     assert r['bound'] == 1.0 and r['margin'] == 1.0
+
+
+def test_probe_flags_cover_every_curriculum_option():
+    """train.curriculum reads every sampler flag train.py has; the probes' parser must have them all (a flag added
+    to train.py alone broke binding_probe.py until run 15)."""
+    from binding_probe import probe_args
+    from train import curriculum
+    a = probe_args('', 1).parse_args(['--config', 'c', '--weights', 'w', '--pool', 'p', '--keep_names', '1'])
+    assert curriculum(a)['keep_names'] == 1.0
