@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export import load_model  # noqa: E402
 from stream import SHIPPED_TOKENIZER, answer_tokens  # noqa: E402
 from tasks import TaskSampler  # noqa: E402
-from train import answer_logliks, curriculum, fold_sample  # noqa: E402
+from train import add_sampler_flags, answer_logliks, curriculum, fold_sample  # noqa: E402
 
 
 def probe(model, sampler, n, nseg):
@@ -73,12 +73,8 @@ def probe_args(doc, n):
     p.add_argument('--pool', required=True)
     p.add_argument('--n', type=int, default=n, help='streams with two or more asked definitions')
     p.add_argument('--nseg', type=int, default=2)
-    p.add_argument('--win', default='256,768')
-    p.add_argument('--def_lead', type=int, default=32)
-    p.add_argument('--max_defs', type=int, default=2)
-    p.add_argument('--mentions', type=float, help='later files import or call the renamed names (TaskSampler mentions)')
-    p.add_argument('--near', type=float, help='later files assign names sharing a word with them (TaskSampler near)')
-    p.add_argument('--keep_names', type=float, help='asked definitions keep their own names (TaskSampler keep_names)')
+    add_sampler_flags(p)
+    p.set_defaults(win='256,768', def_lead=32, max_defs=2)
     p.add_argument('--seed', type=int, default=4242)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     return p

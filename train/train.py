@@ -73,16 +73,8 @@ def parse_args():
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
-    p.add_argument('--def_lead', type=int, help='where_defined curriculum: at most this many tokens of a file before its definition (TaskSampler)')
-    p.add_argument('--win', help="min,max tokens of a file window (TaskSampler win, default its 64,768): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined")
+    add_sampler_flags(p)
     p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
-    p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
-    p.add_argument('--near', type=float, help='where_defined: how often a later code file assigns a name sharing a word '
-                   'with a renamed name (TaskSampler near): pieces of a name stop pointing at one file (RUNS.md run 13)')
-    p.add_argument('--keep_names', type=float, help='where_defined: how often the asked definition keeps its own name instead of '
-                   'a fresh one (TaskSampler keep_names): a real repository asks about names as written (RUNS.md run 15)')
-    p.add_argument('--mentions', type=float, help='where_defined: how often a later code file imports or calls a renamed name '
-                   '(TaskSampler mentions): a real repository\'s files mention each other\'s names (RUNS.md run 10)')
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
                    "does not depend on it; held-out numbers stay at the config's (the product's), except rank_eval's "
                    "as-trained ones. A curriculum knob: a name binds to the path before it in short segments first (RUNS.md run 6)")
@@ -99,6 +91,20 @@ def parse_args():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=os.environ.get('OUT', '.'))
     return p.parse_args()
+
+
+def add_sampler_flags(p):
+    """The where_defined sampler flags curriculum() reads, on parser p: train.py's and the probes' (binding_probe.py
+    probe_args), so that a new one cannot reach one parser and not the other (--near did, and broke the probes)."""
+    p.add_argument('--def_lead', type=int, help='where_defined curriculum: at most this many tokens of a file before its definition (TaskSampler)')
+    p.add_argument('--win', help="min,max tokens of a file window (TaskSampler win, default its 64,768): a high minimum means fewer, longer files per stream, a curriculum knob for where_defined")
+    p.add_argument('--max_defs', type=int, help='where_defined curriculum: at most this many files with a renamed definition per stream (TaskSampler)')
+    p.add_argument('--near', type=float, help='where_defined: how often a later code file assigns a name sharing a word '
+                   'with a renamed name (TaskSampler near): pieces of a name stop pointing at one file (RUNS.md run 13)')
+    p.add_argument('--keep_names', type=float, help='where_defined: how often the asked definition keeps its own name instead of '
+                   'a fresh one (TaskSampler keep_names): a real repository asks about names as written (RUNS.md run 15)')
+    p.add_argument('--mentions', type=float, help='where_defined: how often a later code file imports or calls a renamed name '
+                   '(TaskSampler mentions): a real repository\'s files mention each other\'s names (RUNS.md run 10)')
 
 
 def family_mix(spec):

@@ -27,9 +27,10 @@ def test_three_definitions():
 
 
 def test_probe_flags_cover_every_curriculum_option():
-    """train.curriculum reads every sampler flag train.py has; the probes' parser must have them all (a flag added
-    to train.py alone broke binding_probe.py until run 15)."""
+    """train.curriculum reads every sampler flag train.py has; the probes' parser takes them from the same
+    add_sampler_flags (a flag added to train.py alone broke binding_probe.py until run 15), with its own defaults."""
     from binding_probe import probe_args
     from train import curriculum
     a = probe_args('', 1).parse_args(['--config', 'c', '--weights', 'w', '--pool', 'p', '--keep_names', '1'])
     assert curriculum(a)['keep_names'] == 1.0
+    assert (a.win, a.def_lead, a.max_defs) == ('256,768', 32, 2)
