@@ -66,7 +66,8 @@ class Config:
     d_mem: int = 64
     dpfp_nu: int = 3
     memory: str = 'armt'   # 'armt' | 'infini'
-    write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row)
+    write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row);
+                              # or a list of these, one per layer (RUNS.md run 16)
     tie_qk: bool = False      # armt: keys use the read's query projection (mq), so a token matches its own earlier writes
     qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
     key_map: str = 'dpfp'     # armt: 'dpfp' (ARMT: widened, non-negative, read normalised by z) | 'l2' (DeltaNet)
@@ -208,6 +209,10 @@ class Block(nn.Module):
         # ~1.7 times per doubling of the input (state_norm.py) into sizes training never met. These layers read a
         # running summary anyway; a decay below 1 bounds it. Layer 0's keys are distinct (cosine 0.27): it keeps 1.
         self.decay = 1.0 if cfg.mem_decay is None else float(cfg.mem_decay[layer])
+        # write_rows per layer (run 16): every row writing makes a 1M-token input a million delta-rule writes into
+        # each layer's matrix, and a pass key is overwritten long before the question (long_probe.py: capping the
+        # memory's size or skipping weak writes did not help); memory tokens alone write 16 rows per segment.
+        self.write_all = (cfg.write_rows if isinstance(cfg.write_rows, str) else cfg.write_rows[layer]) == 'all'
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.o = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
         self.mlp = nn.Sequential(nn.Linear(d, cfg.mlp_mult * d), nn.GELU(), nn.Linear(cfg.mlp_mult * d, d))
@@ -304,7 +309,7 @@ class Block(nn.Module):
         cfg = self.cfg
         gate = self.gate(gate_rows)
         if cfg.seq_delta:
-            rows_max = cfg.mem_tokens + (cfg.seg_len if cfg.write_rows == 'all' else 0)
+            rows_max = cfg.mem_tokens + (cfg.seg_len if self.write_all else 0)
             return seq_delta(M, key, self.value(t, head), gate, rows_max)
         s = (key.transpose(-1, -2) @ (gate * key)).flatten(1).norm(dim=-1).clamp(min=1.0)[:, None, None]
         return M + key.transpose(-1, -2) @ (gate * (self.value(t, head) - key @ M)) / s
@@ -336,7 +341,7 @@ class Block(nn.Module):
         if self.has_memory and write:
             if self.decay != 1.0:
                 M = M * self.decay
-            rows = slice(None) if cfg.write_rows == 'all' else slice(-cfg.mem_tokens, None)
+            rows = slice(None) if self.write_all else slice(-cfg.mem_tokens, None)
             M, z = self.armt_write(x[:, rows], M, z, None if head is None else head[:, rows],
                                    x_in[:, rows] if cfg.keys_from_input or cfg.gate_from_input else None)
         return x, M, z, (k, v, q_rows)

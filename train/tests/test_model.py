@@ -407,3 +407,26 @@ def test_gate_means_collect_each_memory_layers_write_gates_with_gradients():
     model.log_gates(False)
     model.fold(tok[0], state.detach())
     assert all(b.gate_log is None for b in model.blocks)
+
+
+def test_write_rows_per_layer_picks_each_layers_writing_rows(tmp_path):
+    """write_rows ['all', 'mem']: folded once from an empty memory (no layer reads anything yet, so each layer's input
+    is the same in every model), layer 0 writes as a write_rows 'all' model does and layer 1 as a 'mem' one; the
+    config exports."""
+    kw = dict(**TINY, key_map='l2', qk_conv=4, seq_delta=True, tie_qk=True, keys_from_input=True)
+    torch.manual_seed(0)
+    models = {rows: CtxModel(Config(**kw, write_rows=rows)).eval() for rows in ('all', 'mem')}
+    mixed = CtxModel(Config(**kw, write_rows=['all', 'mem'])).eval()
+    for b in models['all'].blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.5)
+    for m in (models['mem'], mixed):
+        m.load_state_dict(models['all'].state_dict())
+    tok = torch.randint(8, 64, (1, 16), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        (a0, _), (a1, _) = models['all'].unpack(models['all'].fold(tok, models['all'].empty_state()))
+        (m0, _), (m1, _) = models['mem'].unpack(models['mem'].fold(tok, models['mem'].empty_state()))
+        (x0, _), (x1, _) = mixed.unpack(mixed.fold(tok, mixed.empty_state()))
+    assert not torch.allclose(a0, m0) and not torch.allclose(a1, m1)
+    assert torch.allclose(x0, a0, atol=1e-6) and torch.allclose(x1, m1, atol=1e-6)
+    out = export_config(tmp_path, {**kw, 'name': 'mixed', 'write_rows': ['all', 'mem']})
+    assert json.loads((out / 'config.json').read_text())['write_rows'] == ['all', 'mem']

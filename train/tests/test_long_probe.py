@@ -1,0 +1,41 @@
+"""long_probe: the memory changes it tries (scaling a layer's M, capping it along a fold) do what they say."""
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from long_probe import fold, mem_norms, scaled  # noqa: E402
+from model import Config, CtxModel  # noqa: E402
+
+TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, write_rows='all',
+            key_map='l2', seq_delta=True)
+
+
+def tiny_model():
+    torch.manual_seed(0)
+    model = CtxModel(Config(**TINY)).eval()
+    for b in model.blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.5)
+    return model
+
+
+def test_scaled_multiplies_each_layers_memory_and_nothing_else():
+    model = tiny_model()
+    state = torch.randn(2, model.cfg.state_size)
+    out = scaled(model, state, torch.tensor([[0.5, 0.0], [1.0, 2.0]]))
+    (m0, z0), (m1, z1) = model.unpack(out)
+    (a0, c0), (a1, c1) = model.unpack(state)
+    assert torch.allclose(m0[0], 0.5 * a0[0]) and torch.equal(m1[0], torch.zeros_like(a1[0]))
+    assert torch.allclose(m1[1], 2 * a1[1]) and torch.equal(z0, c0) and torch.equal(z1, c1)
+
+
+def test_a_capped_fold_keeps_every_memory_under_its_cap():
+    model = tiny_model()
+    S = torch.randint(8, 64, (2, 6, 16), generator=torch.Generator().manual_seed(1))
+    state, at_ref, trace = fold(model, S, ref=2)
+    assert sorted(trace) == [1, 2, 4, 6] and at_ref.shape == (2, 2)
+    cap = at_ref * 0.5
+    capped, _, _ = fold(model, S, ref=2, cap=cap)
+    assert (mem_norms(model, capped) <= cap * (1 + 1e-4)).all()
+    assert (mem_norms(model, state) > cap).any()
