@@ -1,5 +1,5 @@
 """Why pass keys fail at 2,048 segments (1M tokens) when they hold at 256: fold held-out pass-key streams of
---nseg segments on the GPU, then answer them from the final memory as it is and with each layer's memory changed at
+--nsegs segments on the GPU, then answer them from the final memory as it is and with each layer's memory changed at
 question time only — scaled down to the size it had after --ref segments, or zeroed — and folded again with every
 layer's memory capped at that size after each segment (--sizes, --cap). Prints the exact match of each variant, the
 memory sizes and the mean write gate per layer (RUNS.md run 16).
