@@ -91,9 +91,10 @@ def main():
     for nseg in nsegs:
         sampler = TaskSampler(pool, SHIPPED_TOKENIZER, model.cfg.seg_len, 12345 + nseg, split='heldout')
         S, Q, Y, owner = (t.to(dev) for t in sampler.batch(a.n, nseg, families=['passkey']))
+        r = min(a.ref, nseg)
         model.log_gates(True)
         t0 = time.time()
-        state, ref, trace = fold(model, S, min(a.ref, nseg))
+        state, ref, trace = fold(model, S, r)
         gates = [round(float(g), 3) for g in model.gate_means()]
         model.log_gates(False)
         print(json.dumps({'nseg': nseg, 'exact': round(exact(model, state, Q, Y, owner), 3), 'mean_gate': gates,
@@ -102,7 +103,7 @@ def main():
             print(json.dumps({'nseg': nseg, 'norm_M_by_segments': trace}), flush=True)
             size_variants(model, state, ref, Q, Y, owner)
             for c in [float(x) for x in a.cap.split(',') if x]:
-                capped, _, tr = fold(model, S, a.ref, cap=ref * c)
+                capped, _, tr = fold(model, S, r, cap=ref * c)
                 print(json.dumps({'variant': f'folded with memories capped at {c} x their size at --ref',
                                   'exact': round(exact(model, capped, Q, Y, owner), 3), 'norm_M_by_segments': tr}), flush=True)
 
