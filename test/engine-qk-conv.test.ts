@@ -70,14 +70,22 @@ with torch.no_grad():
 print(json.dumps({'tokens': tokens, 'logprob': logprob, 'eos': eos}))
 `;
 
-function makeModel() {
+const BASE = { vocab_size: 8192, d_model: 32, n_layers: 2, n_heads: 2, seg_len: 16, mem_tokens: 4, d_mem: 8, dpfp_nu: 3, memory: 'armt' };
+const ROW_MEMORY = {
+  write_rows: 'all', qk_conv: 4, doc_value: true,
+  key_map: 'l2', tie_qk: true, keys_from_input: true, gate_from_input: true, seq_delta: true, value_norm: true,
+};
+const MODELS = {
+  conv: { ...BASE, ...ROW_MEMORY },
+  // A memory kind per layer (train/model.py Config.layers): layer 0 as above and twice as wide, layer 1 DPFP keys
+  // written by the memory tokens; the state's layers differ in shape and only layer 0 carries query rows.
+  hybrid: { ...BASE, layers: { 0: { ...ROW_MEMORY, d_mem: 16 } } },
+};
+
+function makeModel(name: keyof typeof MODELS) {
   const dir = tempDir('ctx-qkconv-');
-  const cfg = join(dir, 'conv.json');
-  const config = {
-    name: 'conv', vocab_size: 8192, d_model: 32, n_layers: 2, n_heads: 2, seg_len: 16, mem_tokens: 4, d_mem: 8,
-    dpfp_nu: 3, memory: 'armt', write_rows: 'all', qk_conv: 4, doc_value: true,
-    key_map: 'l2', tie_qk: true, keys_from_input: true, gate_from_input: true, seq_delta: true, value_norm: true,
-  };
+  const cfg = join(dir, `${name}.json`);
+  const config = { name, ...MODELS[name] };
   writeFileSync(cfg, JSON.stringify(config));
   const py = python();
   const ckpt = join(dir, 'w.pt');
@@ -87,10 +95,10 @@ function makeModel() {
   return { out, ref: ref as { tokens: number[]; logprob: number; eos: number } };
 }
 
-test('a qk_conv + doc_value + l2-key model: the engine decodes what PyTorch decodes with its query-row cache, and scores agree', async () => {
-  const { out, ref } = makeModel();
+for (const name of Object.keys(MODELS) as (keyof typeof MODELS)[]) test(`a ${name} model (qk_conv, doc_value, l2 keys): the engine decodes what PyTorch decodes with its query-row cache, and scores agree`, async () => {
+  const { out, ref } = makeModel(name);
   const model = await loadModel(out, { threads: 2 });
-  assert.equal(model.config.qk_conv, 4);
+  assert.deepEqual(model.config.q_cache, [3, name === 'hybrid' ? 16 : 8]);
   assert.ok(model.decode.inputNames.includes('past_q'));
   let state = emptyState(model);
   for (const seg of SEGMENTS) state = await foldSegment(model, state, seg);

@@ -3,8 +3,8 @@
   fold.onnx     tokens int64 [1,T] + state float [1,S]  ->  new_state [1,S]            (no LM head)
   decode.onnx   tokens int64 [B,t] + offset int64 [] + state [1,S] + past_k/past_v [L,B,H,P,dh]
                 ->  logits [B,t,V] + present_k/present_v [L,B,H,P+t,dh]                (reads, never writes)
-                with qk_conv > 1 also past_q -> present_q [L,B,qk_conv-1,d_mem]: the memory queries' last
-                rows (zeros before the question's first token)
+                with qk_conv > 1 also past_q -> present_q [L,B,*q_cache]: the memory queries' last
+                qk_conv-1 rows (zeros before the question's first token, and in layers without the convolution)
   weights.bin   the weights of both graphs, stored once, as float16 (each graph casts them to float32 at load)
   config.json   the shape (model.Config) + state_size + model_id (hash of the graphs and weights)
   golden.json   test vectors from the PyTorch reference, checked by the TypeScript tests
@@ -68,8 +68,8 @@ def export_graphs(model, tmp):
         ['logits', 'present_k', 'present_v']
     axes = {'tokens': {0: 'B', 1: 't'}, 'past_k': {1: 'B', 3: 'P'}, 'past_v': {1: 'B', 3: 'P'},
             'logits': {0: 'B', 1: 't'}, 'present_k': {1: 'B', 3: 'Pt'}, 'present_v': {1: 'B', 3: 'Pt'}}
-    if cfg.qk_conv > 1:
-        args, ins, outs = args + (torch.randn(cfg.n_layers, 2, cfg.qk_conv - 1, cfg.d_mem),), ins + ['past_q'], outs + ['present_q']
+    if cfg.q_cache[0] > 0:
+        args, ins, outs = args + (torch.randn(cfg.n_layers, 2, *cfg.q_cache),), ins + ['past_q'], outs + ['present_q']
         axes.update(past_q={1: 'B'}, present_q={1: 'B'})
     torch.onnx.export(DecodeGraph(model), args, f'{tmp}/decode.onnx', opset_version=OPSET, input_names=ins,
                       output_names=outs, dynamic_axes=axes, do_constant_folding=True)

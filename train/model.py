@@ -66,8 +66,7 @@ class Config:
     d_mem: int = 64
     dpfp_nu: int = 3
     memory: str = 'armt'   # 'armt' | 'infini'
-    write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row);
-                              # or a list of these, one per layer (RUNS.md run 16)
+    write_rows: str = 'mem'   # armt: which rows write the memory: 'mem' (the memory tokens, ARMT) | 'all' (every row)
     tie_qk: bool = False      # armt: keys use the read's query projection (mq), so a token matches its own earlier writes
     qk_conv: int = 0          # armt: >1: a causal depthwise convolution of this width over the rows' keys and queries
     key_map: str = 'dpfp'     # armt: 'dpfp' (ARMT: widened, non-negative, read normalised by z) | 'l2' (DeltaNet)
@@ -81,6 +80,33 @@ class Config:
                                  # state, so the state's layout does not change (see Block.has_memory)
     mem_decay: list = None    # armt: per layer, a factor on M before each folded segment's write (1: none; see Block)
     mlp_mult: int = 4
+    layers: dict = None       # armt: per layer (key: its index), memory fields that differ from the ones above, e.g.
+                              # {"0": {"write_rows": "all", "key_map": "l2", "d_mem": 384}}: one memory kind per layer
+                              # (RUNS.md run 17; see Config.layer)
+
+    # The fields a layer may set for itself: its memory's kind and width. The rest shape the whole model.
+    LAYER_FIELDS = ('write_rows', 'tie_qk', 'qk_conv', 'key_map', 'keys_from_input', 'gate_from_input', 'seq_delta',
+                    'value_norm', 'doc_value', 'd_mem', 'dpfp_nu')
+
+    def layer(self, i):
+        """The config layer i builds its memory from: this one with the layer's own fields (Config.layers)."""
+        own = (self.layers or {}).get(str(i), {})
+        bad = sorted(set(own) - set(self.LAYER_FIELDS))
+        if bad:
+            raise ValueError(f'layers.{i}: {", ".join(bad)} cannot differ per layer (only {", ".join(self.LAYER_FIELDS)})')
+        return Config(**{**asdict(self), **own, 'layers': None})
+
+    @property
+    def q_cache(self):
+        """(rows, width) of the query projections each layer carries in the decoding cache (export.py past_q):
+        the last qk_conv-1 rows of a layer with a short convolution, zeros in the others; (0, 0) with none."""
+        convs = {(c.qk_conv, c.d_mem) for c in map(self.layer, range(self.n_layers)) if c.qk_conv > 1}
+        if len(convs) > 1:
+            raise ValueError(f'layers with qk_conv must share qk_conv and d_mem (one cache shape), got {sorted(convs)}')
+        if not convs:
+            return (0, 0)
+        width, d_mem = convs.pop()
+        return (width - 1, d_mem)
 
     @property
     def d_head(self):
@@ -90,16 +116,16 @@ class Config:
     def d_key(self):
         return 2 * self.dpfp_nu * self.d_mem if self.key_map == 'dpfp' else self.d_mem
 
-    def layer_state_shapes(self):
-        """Shapes of (M, z) for one layer, batch excluded."""
+    def layer_state_shapes(self, i=0):
+        """Shapes of (M, z) for layer i, batch excluded."""
         if self.memory == 'armt':
-            return (self.d_key, self.d_model), (self.d_key,)
+            d_key = self.layer(i).d_key
+            return (d_key, self.d_model), (d_key,)
         return (self.n_heads, self.d_head, self.d_head), (self.n_heads, self.d_head)
 
     @property
     def state_size(self):
-        (m, z) = self.layer_state_shapes()
-        return self.n_layers * (math.prod(m) + math.prod(z))
+        return sum(math.prod(m) + math.prod(z) for m, z in map(self.layer_state_shapes, range(self.n_layers)))
 
     @staticmethod
     def load(path):
@@ -108,7 +134,7 @@ class Config:
         return Config(**{k: v for k, v in raw.items() if k in Config.__dataclass_fields__})
 
     def to_dict(self):
-        return {**asdict(self), 'd_key': self.d_key, 'state_size': self.state_size}
+        return {**asdict(self), 'd_key': self.d_key, 'state_size': self.state_size, 'q_cache': list(self.q_cache)}
 
 
 def rope(x, pos):
@@ -197,9 +223,10 @@ def seq_delta(M, key, val, beta, rows_max, chunk=64, base=16):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: Config, layer: int = 0):
+    def __init__(self, model_cfg: Config, layer: int = 0):
         super().__init__()
-        d, self.cfg = cfg.d_model, cfg
+        cfg = model_cfg.layer(layer)
+        d, self.cfg, self.q_cache = cfg.d_model, cfg, model_cfg.q_cache
         # Run 12: trained on carried memories, seq_delta models answer from layers 0, 4 and 5 alone (zeroing 1-3
         # before the question loses nothing), while layer 3's memory grows largest over a long fold (1,692 at 256
         # segments): memory there only adds what a long input makes large.
@@ -209,10 +236,11 @@ class Block(nn.Module):
         # ~1.7 times per doubling of the input (state_norm.py) into sizes training never met. These layers read a
         # running summary anyway; a decay below 1 bounds it. Layer 0's keys are distinct (cosine 0.27): it keeps 1.
         self.decay = 1.0 if cfg.mem_decay is None else float(cfg.mem_decay[layer])
-        # write_rows per layer (run 16): every row writing makes a 1M-token input a million delta-rule writes into
-        # each layer's matrix, and a pass key is overwritten long before the question (long_probe.py: capping the
-        # memory's size or skipping weak writes did not help); memory tokens alone write 16 rows per segment.
-        self.write_all = (cfg.write_rows if isinstance(cfg.write_rows, str) else cfg.write_rows[layer]) == 'all'
+        # A memory kind per layer (Config.layers, runs 16-17): every row writing makes a 1M-token input a million
+        # delta-rule writes into the layer's matrix, and a pass key is overwritten long before the question
+        # (long_probe.py: capping the memory's size or skipping weak writes did not help); memory tokens alone
+        # write 16 rows per segment and keep it. One model can have both.
+        self.write_all = cfg.write_rows == 'all'
         self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv, self.o = nn.Linear(d, 3 * d, bias=False), nn.Linear(d, d, bias=False)
         self.mlp = nn.Sequential(nn.Linear(d, cfg.mlp_mult * d), nn.GELU(), nn.Linear(cfg.mlp_mult * d, d))
@@ -326,8 +354,8 @@ class Block(nn.Module):
         q_rows, x_in = None, x
         if self.has_memory:
             x, q_rows = self.armt_read(x, M, z, None if past is None else past[2])
-        elif cfg.memory == 'armt' and cfg.qk_conv > 1:   # keeps the decoding cache's shape (export.py past_q)
-            q_rows = x.new_zeros(B, cfg.qk_conv - 1, cfg.d_mem)
+        if q_rows is None and self.q_cache[0] > 0:   # keeps the decoding cache's shape (export.py past_q)
+            q_rows = x.new_zeros(B, *self.q_cache)
         q, k, v = self.qkv(self.ln1(x)).view(B, T, 3, cfg.n_heads, cfg.d_head).permute(2, 0, 3, 1, 4)
         q, k = rope(q, pos), rope(k, pos)
         if past is not None:
@@ -342,7 +370,7 @@ class Block(nn.Module):
             if self.decay != 1.0:
                 M = M * self.decay
             rows = slice(None) if self.write_all else slice(-cfg.mem_tokens, None)
-            M, z = self.armt_write(x[:, rows], M, z, None if head is None else head[:, rows],
+            M, z = self.armt_write(x[:, rows], M, z, None if head is None or not cfg.doc_value else head[:, rows],
                                    x_in[:, rows] if cfg.keys_from_input or cfg.gate_from_input else None)
         return x, M, z, (k, v, q_rows)
 
@@ -404,12 +432,18 @@ class CtxModel(nn.Module):
 
     def unpack(self, state):
         """[B, state_size] -> list of (M, z) per layer (views)."""
-        (ms, zs), B = self.cfg.layer_state_shapes(), state.shape[0]
-        nm, nz, out, i = math.prod(ms), math.prod(zs), [], 0
-        for _ in range(self.cfg.n_layers):
+        B, out, i = state.shape[0], [], 0
+        for layer in range(self.cfg.n_layers):
+            ms, zs = self.cfg.layer_state_shapes(layer)
+            nm, nz = math.prod(ms), math.prod(zs)
             out.append((state[:, i:i + nm].reshape(B, *ms), state[:, i + nm:i + nm + nz].reshape(B, *zs)))
             i += nm + nz
         return out
+
+    def state_mask(self, keep):
+        """[state_size]: 1 over the state of the layers whose block keep(block) is true, 0 elsewhere."""
+        return self.pack([(torch.full_like(M, float(keep(b))), torch.full_like(z, float(keep(b))))
+                          for b, (M, z) in zip(self.blocks, self.unpack(self.empty_state()))])[0]
 
     @staticmethod
     def pack(layers):
@@ -437,7 +471,7 @@ class CtxModel(nn.Module):
         """Fold one segment into the memory: tokens [B,T] -> new state (and hidden states of the text tokens)."""
         cfg = self.cfg
         x = self.emb(tokens)
-        head = self.document_heads(tokens, x) if cfg.doc_value else None
+        head = self.document_heads(tokens, x) if any(b.cfg.doc_value for b in self.blocks) else None
         if cfg.memory == 'armt':
             x = torch.cat([x, self.mem.to(x.dtype).expand(x.shape[0], -1, -1)], 1)
             if head is not None:   # memory tokens follow the segment's last row, in its document

@@ -69,6 +69,10 @@ def parse_args():
                    help='--ask_back\'s answer loss times this: with ask_back 3 the past rows outnumber the current ones '
                         'three to one, and at weight 1 their near-chance loss cut the current streams\' exact match in '
                         'half in 7 minutes (RUNS.md run 14)')
+    p.add_argument('--fresh_row_memory', action='store_true',
+                   help='with --carry: the layers whose every row writes start each stream empty, and only the memory-token '
+                        'layers carry: an answer from an earlier stream (--ask_back) can then come only from those, which '
+                        'a long input does not overwrite (RUNS.md run 17)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -258,10 +262,11 @@ class Carry:
     1/mean per step, so ages are spread geometrically around mean steps' worth of segments: a model trained this
     way meets memories as full as a long input makes them, where --burn_segs pays a forward pass per burnt segment.
     ask_back K: the questions of each row's last K streams are kept while the row's memory holds them (until it is
-    reset), so that they can be asked again after the next stream (past())."""
+    reset), so that they can be asked again after the next stream (past()). mask [state_size]: what of the state
+    is carried (--fresh_row_memory; None: all of it)."""
 
-    def __init__(self, mean, ask_back=0):
-        self.mean, self.ask_back, self.state, self.age, self.asked = mean, ask_back, None, None, []
+    def __init__(self, mean, ask_back=0, mask=None):
+        self.mean, self.ask_back, self.mask, self.state, self.age, self.asked = mean, ask_back, mask, None, None, []
 
     def start(self, B, dev):
         """The memory a batch of B streams starts from (None: empty), after this step's resets."""
@@ -271,7 +276,8 @@ class Carry:
         keep = (torch.rand(B) >= 1 / self.mean).float()
         self.age *= keep
         self.asked = [(q[keep[o] > 0], y[keep[o] > 0], o[keep[o] > 0]) for q, y, o in self.asked]
-        return self.state.to(dev) * keep[:, None].to(dev)
+        start = self.state.to(dev) * keep[:, None].to(dev)
+        return start if self.mask is None else start * self.mask.to(dev)
 
     def end(self, state, nseg, asked=None):
         """state: the memory the streams ended with; asked: their questions (Q, Y, owner), kept for ask_back."""
@@ -351,7 +357,10 @@ def main():
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
-    carry = Carry(args.carry, args.ask_back) if args.carry else None
+    if args.fresh_row_memory and not args.carry:
+        raise SystemExit('--fresh_row_memory says what a carried memory keeps: give --carry too')
+    mask = model.state_mask(lambda b: not (b.has_memory and b.write_all)).cpu() if args.fresh_row_memory else None
+    carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
         model.load_state_dict(ck['model'])

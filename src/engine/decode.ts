@@ -34,8 +34,8 @@ interface Beam {
 
 /**
  * The decode graph's cache: keys and values of all layers, [L, B, H, P, dh]; with a model whose memory
- * queries mix the rows before them (config qk_conv > 1), also those rows' query projections, [L, B, qk_conv-1,
- * d_mem] (zeros before the question's first token, as at the start of a segment in training).
+ * queries mix the rows before them (config qk_conv > 1), also those rows' query projections, [L, B, *q_cache]
+ * (zeros before the question's first token, as at the start of a segment in training).
  */
 interface Cache {
   k: Float32Array;
@@ -177,13 +177,15 @@ export async function scoreAnswers(model: Model, state: Float32Array, question: 
   return out;
 }
 
-/** Rows of memory-query projections the decode graph carries per layer and batch row (0: none). */
-function queryRows(model: Model): number {
-  return Math.max(0, (model.config.qk_conv ?? 0) - 1);
+/** [rows, width] of the memory-query projections the decode graph carries per layer and batch row (rows 0:
+ *  none). Exports before per-layer memories (run 17) have no q_cache: every layer had qk_conv and d_mem. */
+function queryCache(model: Model): [number, number] {
+  return model.config.q_cache ?? [Math.max(0, (model.config.qk_conv ?? 0) - 1), model.config.d_mem];
 }
 
 function emptyCache(model: Model): Cache {
-  const q = new Float32Array(model.config.n_layers * queryRows(model) * model.config.d_mem);
+  const [R, W] = queryCache(model);
+  const q = new Float32Array(model.config.n_layers * R * W);
   return { k: new Float32Array(0), v: new Float32Array(0), q, B: 1, P: 0 };
 }
 
@@ -193,14 +195,14 @@ async function step(model: Model, state: Float32Array, rows: number[][], offset:
   const B = rows.length;
   const t = rows[0].length;
   const dims = [L, B, H, cache.P, dh];
-  const R = queryRows(model);
+  const [R, W] = queryCache(model);
   const out = await model.decode.run({
     tokens: int64Tensor(rows.flat(), [B, t]),
     offset: new ort.Tensor('int64', BigInt64Array.of(BigInt(offset)), []),
     state: new ort.Tensor('float32', state, [1, state.length]),
     past_k: new ort.Tensor('float32', cache.k, dims),
     past_v: new ort.Tensor('float32', cache.v, dims),
-    ...(R > 0 && { past_q: new ort.Tensor('float32', cache.q, [L, B, R, model.config.d_mem]) }),
+    ...(R > 0 && { past_q: new ort.Tensor('float32', cache.q, [L, B, R, W]) }),
   });
   return {
     logits: out.logits.data as Float32Array,

@@ -24,6 +24,8 @@ export interface ModelConfig {
   memory: 'armt' | 'infini';
   /** armt: width of the short convolution over memory keys/queries (absent or <= 1: none; train/model.py). */
   qk_conv?: number;
+  /** [rows, width] of each layer's query projections in the decoding cache (train/model.py Config.q_cache). */
+  q_cache?: [number, number];
   d_key: number;
   state_size: number;
   model_id: string;

@@ -409,24 +409,61 @@ def test_gate_means_collect_each_memory_layers_write_gates_with_gradients():
     assert all(b.gate_log is None for b in model.blocks)
 
 
-def test_write_rows_per_layer_picks_each_layers_writing_rows(tmp_path):
-    """write_rows ['all', 'mem']: folded once from an empty memory (no layer reads anything yet, so each layer's input
-    is the same in every model), layer 0 writes as a write_rows 'all' model does and layer 1 as a 'mem' one; the
-    config exports."""
-    kw = dict(**TINY, key_map='l2', qk_conv=4, seq_delta=True, tie_qk=True, keys_from_input=True)
+# A hybrid (run 17): layer 0 an every-row delta-rule memory (names) with its own width, short convolution and
+# document values, layer 1 ARMT's DPFP memory written by the memory tokens (pass keys).
+HYBRID_LAYER = {'write_rows': 'all', 'key_map': 'l2', 'd_mem': 16, 'qk_conv': 4, 'seq_delta': True, 'tie_qk': True,
+                'keys_from_input': True, 'doc_value': True, 'value_norm': True}
+
+
+def test_a_memory_kind_per_layer_folds_each_layer_as_its_own_kind(tmp_path):
+    """Folded once from an empty memory (no layer reads anything yet, so each layer's input depends only on the
+    shared attention weights), the hybrid's layer 0 writes what a model of layer 0's kind throughout writes, and
+    its layer 1 what a model of the base kind writes; each layer's state has its own shape."""
     torch.manual_seed(0)
-    models = {rows: CtxModel(Config(**kw, write_rows=rows)).eval() for rows in ('all', 'mem')}
-    mixed = CtxModel(Config(**kw, write_rows=['all', 'mem'])).eval()
-    for b in models['all'].blocks:
-        torch.nn.init.normal_(b.mv.weight, std=0.5)
-    for m in (models['mem'], mixed):
-        m.load_state_dict(models['all'].state_dict())
-    tok = torch.randint(8, 64, (1, 16), generator=torch.Generator().manual_seed(1))
+    mixed = CtxModel(Config(**TINY, layers={'0': HYBRID_LAYER})).eval()
+    kinds = {'l2': CtxModel(Config(**{**TINY, **HYBRID_LAYER})).eval(), 'dpfp': CtxModel(Config(**TINY)).eval()}
     with torch.no_grad():
-        (a0, _), (a1, _) = models['all'].unpack(models['all'].fold(tok, models['all'].empty_state()))
-        (m0, _), (m1, _) = models['mem'].unpack(models['mem'].fold(tok, models['mem'].empty_state()))
-        (x0, _), (x1, _) = mixed.unpack(mixed.fold(tok, mixed.empty_state()))
-    assert not torch.allclose(a0, m0) and not torch.allclose(a1, m1)
-    assert torch.allclose(x0, a0, atol=1e-6) and torch.allclose(x1, m1, atol=1e-6)
-    out = export_config(tmp_path, {**kw, 'name': 'mixed', 'write_rows': ['all', 'mem']})
-    assert json.loads((out / 'config.json').read_text())['write_rows'] == ['all', 'mem']
+        for b in mixed.blocks:
+            torch.nn.init.normal_(b.mv.weight, std=0.5)
+        for m in kinds.values():   # every weight of the hybrid that has the same shape there
+            own = m.state_dict()
+            m.load_state_dict({k: v for k, v in mixed.state_dict().items() if k in own and own[k].shape == v.shape}, strict=False)
+        assert mixed.cfg.state_size == (16 * 32 + 16) + (48 * 32 + 48)
+        tok = torch.randint(8, 64, (1, 16), generator=torch.Generator().manual_seed(1))
+        tok[0, 0], tok[0, 3] = 3, 18      # a document header, for doc_value
+        (x0, _), (x1, z1) = mixed.unpack(mixed.fold(tok, mixed.empty_state()))
+        (a0, _), _ = kinds['l2'].unpack(kinds['l2'].fold(tok, kinds['l2'].empty_state()))
+        _, (m1, mz1) = kinds['dpfp'].unpack(kinds['dpfp'].fold(tok, kinds['dpfp'].empty_state()))
+    assert x0.shape == (1, 16, 32) and x1.shape == (1, 48, 32)
+    assert x0.abs().sum() > 0 and x1.abs().sum() > 0
+    assert torch.allclose(x0, a0, atol=1e-6) and torch.allclose(x1, m1, atol=1e-6) and torch.allclose(z1, mz1, atol=1e-6)
+
+
+def test_a_hybrid_decodes_with_a_cache_as_at_once_and_exports(tmp_path):
+    """Only layer 0 convolves its queries: the cache carries [3, 16] query rows per layer (zeros in layer 1)."""
+    torch.manual_seed(3)
+    cfg = Config(**TINY, layers={'0': HYBRID_LAYER})
+    assert cfg.q_cache == (3, 16)
+    model = CtxModel(cfg).eval()
+    with torch.no_grad():
+        for b in model.blocks:
+            b.mv.weight.normal_()
+        state = model.fold(torch.randint(0, 64, (1, 16)), model.empty_state())
+        q = torch.randint(0, 64, (1, 7))
+        whole, _ = model.decode(q, state)
+        steps, cache = [], None
+        for t in range(7):
+            lg, cache = model.decode(q[:, t:t + 1], state, cache, offset=t)
+            steps.append(lg)
+    assert all(c[2].shape == (1, 3, 16) for c in cache) and cache[1][2].abs().sum() == 0
+    assert torch.allclose(torch.cat(steps, 1), whole, atol=1e-5)
+    out = export_config(tmp_path, {**TINY, 'name': 'hybrid', 'layers': {'0': HYBRID_LAYER}})
+    exported = json.loads((out / 'config.json').read_text())
+    assert exported['q_cache'] == [3, 16] and exported['state_size'] == cfg.state_size
+
+
+def test_a_layer_may_set_only_its_memorys_fields():
+    with pytest.raises(ValueError, match='d_model'):
+        Config(**TINY, layers={'1': {'d_model': 64}}).layer(1)
+    with pytest.raises(ValueError, match='share qk_conv'):
+        Config(**TINY, layers={'0': {'qk_conv': 4}, '1': {'qk_conv': 3}}).q_cache

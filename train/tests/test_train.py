@@ -111,6 +111,23 @@ def test_carried_memory_continues_the_stream(pool):  # noqa: F811
     assert float(carry.start(2, 'cpu').abs().sum()) == 0 and carry.age.tolist() == [0, 0]
 
 
+def test_fresh_row_memory_carries_only_the_memory_token_layers():
+    """A hybrid (layer 0 written by every row, layer 1 by the memory tokens): with the mask of --fresh_row_memory
+    a carried state keeps layer 1 and starts layer 0 empty."""
+    from test_model import HYBRID_LAYER
+    model = CtxModel(Config(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8,
+                            layers={'0': HYBRID_LAYER}))
+    mask = model.state_mask(lambda b: not (b.has_memory and b.write_all))
+    carry = train.Carry(mean=1e9, mask=mask)
+    carry.start(2, 'cpu')
+    end = torch.randn(2, model.cfg.state_size)
+    carry.end(end, 4)
+    (m0, z0), (m1, z1) = model.unpack(carry.start(2, 'cpu'))
+    (_, _), (e1, f1) = model.unpack(end)
+    assert m0.abs().sum() == 0 and z0.abs().sum() == 0
+    assert torch.equal(m1, e1) and torch.equal(z1, f1)
+
+
 def test_optimizer_step_skips_non_finite_losses_and_gradients():
     from train import optimizer_step
     torch.manual_seed(0)

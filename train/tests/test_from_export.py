@@ -1,0 +1,49 @@
+"""from_export.py gives back the exported weights exactly, for the shipped kind of model and for a hybrid one."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
+from export import round_to_half  # noqa: E402
+from from_export import state_dict_from_export  # noqa: E402
+from model import Config, CtxModel  # noqa: E402
+from test_model import HYBRID_LAYER, TINY, export_config  # noqa: E402
+
+TOKENIZER = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
+
+
+def export_trained_like(tmp_path, cfg):
+    """export.py run on weights that all differ, as trained ones do (the ONNX exporter stores identical
+    parameters once, which untrained zeros would be)."""
+    torch.manual_seed(1)
+    model = CtxModel(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    torch.save(model.state_dict(), tmp_path / 'w.pt')
+    (tmp_path / 'c.json').write_text(json.dumps({k: v for k, v in cfg.to_dict().items()}))
+    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config',
+                        str(tmp_path / 'c.json'), '--ckpt', str(tmp_path / 'w.pt'), '--out', str(tmp_path / 'm'),
+                        '--tokenizer', TOKENIZER], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    round_to_half(model)
+    return model, tmp_path / 'm'
+
+
+@pytest.mark.parametrize('layers', [None, {'0': HYBRID_LAYER}])
+def test_the_checkpoint_rebuilt_from_an_export_is_the_exported_model(tmp_path, layers):
+    cfg = Config(**TINY, layers=layers)
+    want, out = export_trained_like(tmp_path, cfg)
+    got = state_dict_from_export(cfg, str(out))
+    assert got.keys() == want.state_dict().keys()
+    assert all(torch.equal(got[k], v) for k, v in want.state_dict().items())
+
+
+def test_an_export_of_another_config_is_refused(tmp_path):
+    out = export_config(tmp_path, {**TINY, 'name': 'tiny'})
+    with pytest.raises(SystemExit, match='another config'):
+        state_dict_from_export(Config(**{**TINY, 'd_mem': 16}), str(out))
