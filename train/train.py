@@ -73,6 +73,10 @@ def parse_args():
                    help='with --carry: the layers whose every row writes start each stream empty, and only the memory-token '
                         'layers carry: an answer from an earlier stream (--ask_back) can then come only from those, which '
                         'a long input does not overwrite (RUNS.md run 17)')
+    p.add_argument('--fast_memory', metavar='LAYERS:MULT',
+                   help='the memory parameters of these layers learn MULT times faster (e.g. 0:10): a memory added to '
+                        'trained weights (zero values at the start) barely moved at the base rate (RUNS.md run 17). Give '
+                        'it from a run\'s first chunk on: the optimizer\'s groups are part of its checkpoint')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -314,13 +318,26 @@ def save_weights_parts(model, out_dir, part_bytes=15 * 2 ** 20):
             f.write(data[i:i + part_bytes])
 
 
-def make_optimizer(model, lr, fused=False):
+MEMORY_PARAMS = ('mq', 'mk', 'mv', 'mh', 'mb', 'qconv', 'kconv')
+
+
+def make_optimizer(model, lr, fused=False, fast_layers=(), fast_mult=1.0):
     """AdamW with weight decay on matrices only. The paper's per-head gates (infini) need a higher learning
-    rate and no decay to move at all (RESULTS.md): their group carries lr_mult, which set_lr applies."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    gates = [p for n, p in model.named_parameters() if n.endswith('beta')]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2 and not n.endswith('beta')]
-    groups = [{'params': decay, 'weight_decay': 0.1}, {'params': no_decay, 'weight_decay': 0.0}]
+    rate and no decay to move at all (RESULTS.md): their group carries lr_mult, which set_lr applies. So do the
+    memory parameters of fast_layers (--fast_memory): a memory added to trained weights starts with zero values,
+    and at the base rate they grew ~0.4 in norm per 300 steps where trained layers' are 11-17 (RUNS.md run 17)."""
+    def fast(n):
+        parts = n.split('.')
+        return parts[0] == 'blocks' and int(parts[1]) in fast_layers and parts[2] in MEMORY_PARAMS
+    named = list(model.named_parameters())
+    gates = [p for n, p in named if n.endswith('beta')]
+    quick = [(n, p) for n, p in named if fast(n)]
+    rest = [(n, p) for n, p in named if not fast(n) and not n.endswith('beta')]
+    groups = [{'params': [p for _, p in rest if p.dim() >= 2], 'weight_decay': 0.1},
+              {'params': [p for _, p in rest if p.dim() < 2], 'weight_decay': 0.0}]
+    if quick:
+        groups.append({'params': [p for _, p in quick if p.dim() >= 2], 'weight_decay': 0.1, 'lr_mult': fast_mult})
+        groups.append({'params': [p for _, p in quick if p.dim() < 2], 'weight_decay': 0.0, 'lr_mult': fast_mult})
     if gates:
         groups.append({'params': gates, 'weight_decay': 0.0, 'lr_mult': 30})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), **({'fused': True} if fused else {}))
@@ -340,6 +357,17 @@ def optimizer_step(model, opt, loss):
     return True
 
 
+def parse_fast_memory(spec):
+    """--fast_memory 'LAYERS:MULT' (e.g. '0:10' or '3,4:5') -> ((layers...), mult); None -> ((), 1.0)."""
+    if not spec:
+        return (), 1.0
+    layers, _, mult = spec.partition(':')
+    try:
+        return tuple(int(x) for x in layers.split(',')), float(mult or 10)
+    except ValueError:
+        raise SystemExit(f'--fast_memory {spec!r}: expected LAYERS:MULT, e.g. 0:10')
+
+
 def set_lr(opt, lr):
     """The base learning rate to every group, times the group's lr_mult (make_optimizer's gates)."""
     for g in opt.param_groups:
@@ -353,7 +381,8 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = Config.load(args.config)
     model = CtxModel(cfg).to(dev)
-    opt = make_optimizer(model, args.lr, fused=dev == 'cuda')
+    fast_layers, fast_mult = parse_fast_memory(args.fast_memory)
+    opt = make_optimizer(model, args.lr, fused=dev == 'cuda', fast_layers=fast_layers, fast_mult=fast_mult)
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')

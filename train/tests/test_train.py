@@ -166,3 +166,22 @@ def test_carry_ask_back_keeps_the_questions_of_the_last_streams_while_their_memo
     carry.mean = 1                                    # every row is reset: nothing it held can be asked
     carry.start(2, 'cpu')
     assert carry.past('cpu') is None
+
+
+def test_fast_memory_puts_the_memory_parameters_of_its_layers_in_faster_groups():
+    from test_model import HYBRID_LAYER
+    model = CtxModel(Config(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8,
+                            layers={'0': HYBRID_LAYER}))
+    layers, mult = train.parse_fast_memory('0:10')
+    opt = train.make_optimizer(model, 1e-3, fast_layers=layers, fast_mult=mult)
+    train.set_lr(opt, 1e-3)
+    lr_of = {id(p): g['lr'] for g in opt.param_groups for p in g['params']}
+    assert len(lr_of) == sum(1 for _ in model.parameters())
+    named = dict(model.named_parameters())
+    assert lr_of[id(named['blocks.0.mv.weight'])] == pytest.approx(1e-2)
+    assert lr_of[id(named['blocks.0.qconv.w'])] == pytest.approx(1e-2)
+    assert lr_of[id(named['blocks.0.qkv.weight'])] == pytest.approx(1e-3)
+    assert lr_of[id(named['blocks.1.mv.weight'])] == pytest.approx(1e-3)
+    assert train.parse_fast_memory(None) == ((), 1.0) and train.parse_fast_memory('3,4:5') == ((3, 4), 5.0)
+    with pytest.raises(SystemExit):
+        train.parse_fast_memory('a:b')
