@@ -3,7 +3,8 @@
  * more cache part: each layer's last qk_conv-1 query projections; with doc_value its fold graph also finds each
  * row's document header from the token ids (the stream below has <doc> and <cont> headers). The model also has
  * the options of runs 7 and 8 (key_map l2, tie_qk, keys_from_input, gate_from_input, value_norm, seq_delta: its
- * fixed chunks padded for the short last segment); the shipped model's own tests cover DPFP keys.
+ * fixed chunks padded for the short last segment); the shipped model's own tests cover DPFP keys. A hybrid
+ * (a memory kind per layer: that memory in layer 0, DPFP memory tokens in layer 1) goes through the same checks.
  * A tiny such model is made and exported here by the Python reference (train/export.py; random weights large
  * enough that the memory and every row matter), and the engine must reproduce, token for token, the greedy
  * answer PyTorch decodes from the same memory with its own cache, and the scorer must agree with the beam

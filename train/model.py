@@ -39,6 +39,9 @@ segment. Two memory rules (config "memory"):
          all-at-once write divides every row's update by a bound that shared key directions make large: with it
          names bind to their files (RUNS.md run 8). value_norm: values are written from the layer-normed row, so
          that a large memory cannot make larger values and a still larger memory over a long fold.
+         layers: one memory kind per layer (the fields above except the model's shape, Config.LAYER_FIELDS): e.g.
+         the shipped model's memory tokens, which keep a pass key over a million tokens, in layers 1-5 and an
+         every-row memory that binds names in layer 0 (configs/ctx-small-hybrid.json, RUNS.md run 17).
   infini the paper's Infini-attention (Munkhdalai et al. 2024) as a baseline: sigma = ELU+1 on every head's
          q/k, read normalised by z, delta write by every token, per-head gate between memory and local attention.
 
