@@ -103,6 +103,8 @@ class Config:
     def q_cache(self):
         """(rows, width) of the query projections each layer carries in the decoding cache (export.py past_q):
         the last qk_conv-1 rows of a layer with a short convolution, zeros in the others; (0, 0) with none."""
+        if self.memory != 'armt':
+            return (0, 0)
         convs = {(c.qk_conv, c.d_mem) for c in map(self.layer, range(self.n_layers)) if c.qk_conv > 1}
         if len(convs) > 1:
             raise ValueError(f'layers with qk_conv must share qk_conv and d_mem (one cache shape), got {sorted(convs)}')
