@@ -3,12 +3,12 @@
 The shipped model's own checkpoint (run 1, chunk 2) did not survive on disk; its export did, in git. Training
 can start from it again (RUNS.md run 17: the shipped model with an every-row memory added in one layer).
 
-How: a model of the same config with random, all-distinct weights is exported to graphs the same way; export
-keeps every graph's initializers in order (share_weights only moves the large ones into weights.bin), so the
-i-th initializer of the shipped graph holds what the i-th of the fresh one holds, and the fresh one's values
-say which parameter that is (or its transpose: the exporter folds `x @ W.T` into a constant). Initializers
-that are no parameter (constants of the graph) are skipped. The exporter stores identical parameters once, so
-this needs weights that all differ, as trained ones do (untrained zeros do not). The result is exact: export.py run on it writes
+How: a model of the same config with random, all-distinct weights is exported to graphs the same way; the same
+code gives the same nodes under the same names, so what a node reads in the shipped graph is what the same node
+reads in the fresh one (through the Cast and Identity nodes that only pass a weight on), and the fresh one's values say which parameter that is (or its transpose: the exporter
+folds `x @ W.T` into a constant; or one row of it). Matching by node, not by position, survives the exporter
+storing equal weights once (two write-gate biases equal after rounding to float16 did, in run 17's model).
+Weights that are no parameter (constants of the graph) are skipped. The result is exact: export.py run on it writes
 the same weights.bin, byte for byte (test_from_export.py).
 
 Usage: python3 train/from_export.py --model models/ctx-small --config train/configs/ctx-small.json --out W.pt
@@ -28,9 +28,18 @@ from export import export_graphs  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 
 
-def initializers(path):
-    """The initializers of an ONNX graph, in order, as float32 arrays (external data loaded from its folder)."""
-    return [numpy_helper.to_array(i, os.path.dirname(path)).astype(np.float32) for i in onnx.load(path).graph.initializer]
+def graph_inputs(path):
+    """What each node of an ONNX graph reads: {(node name, input slot): float32 array} for the inputs that are
+    weights, whether stored in the graph or cast from weights.bin (export.py share_weights' Cast nodes)."""
+    g = onnx.load(path).graph
+    value = {i.name: numpy_helper.to_array(i, os.path.dirname(path)).astype(np.float32) for i in g.initializer}
+    plumbing = [n for n in g.node if n.op_type in ('Cast', 'Identity')]   # Identity: a weight stored once for two
+    for _ in range(2):                                                     # equal parameters, under the other name
+        for n in plumbing:
+            if n.input[0] in value:
+                value[n.output[0]] = value[n.input[0]]
+    return {(n.name, k): value[x] for n in g.node if n.op_type not in ('Cast', 'Identity')
+            for k, x in enumerate(n.input) if x in value}
 
 
 def state_dict_from_export(cfg: Config, folder):
@@ -54,10 +63,11 @@ def state_dict_from_export(cfg: Config, folder):
     with tempfile.TemporaryDirectory() as tmp:
         export_graphs(probe, tmp)
         for graph in ('fold.onnx', 'decode.onnx'):
-            fresh, shipped = initializers(f'{tmp}/{graph}'), initializers(f'{folder}/{graph}')
-            if [a.shape for a in fresh] != [a.shape for a in shipped]:
-                raise SystemExit(f'{graph}: the export does not have the graph this config exports (another config, or identical weights?)')
-            for a, b in zip(fresh, shipped):
+            fresh, shipped = graph_inputs(f'{tmp}/{graph}'), graph_inputs(f'{folder}/{graph}')
+            for slot, a in fresh.items():
+                b = shipped.get(slot)
+                if b is None or b.shape != a.shape:
+                    raise SystemExit(f'{graph}: the export does not have the graph this config exports (another config?)')
                 for name, how in which.get(a.tobytes(), []):
                     if how == 'same' or how == 'T':
                         found[name] = torch.from_numpy((b.T if how == 'T' else b).copy()).reshape(shapes[name])
