@@ -57,7 +57,7 @@ test('decode matches the reference logits, with and without the KV cache', async
   // A model whose memory queries convolve the rows before them (config q_cache, train/model.py) also carries
   // those rows' query projections: zeros before the first token.
   const [R, W] = model.config.q_cache ?? [0, 0];
-  const noRows = R > 0 ? { past_q: new ort.Tensor('float32', new Float32Array(L * R * W), [L, 1, R, W]) } : {};
+  const noRows: Record<string, ort.Tensor> = R > 0 ? { past_q: new ort.Tensor('float32', new Float32Array(L * R * W), [L, 1, R, W]) } : {};
   const r1 = await model.decode.run({ tokens: int64Tensor(q, [1, q.length]), offset: new ort.Tensor('int64', BigInt64Array.of(0n), []), state: stateT, past_k: empty, past_v: empty, ...noRows });
   const logits = r1.logits.data as Float32Array;
   const last = logits.subarray((q.length - 1) * V, q.length * V);
@@ -65,7 +65,7 @@ test('decode matches the reference logits, with and without the KV cache', async
   let arg = 0;
   for (let i = 1; i < V; i++) if (last[i] > last[arg]) arg = i;
   assert.equal(arg, golden.argmax_last);
-  const r2 = await model.decode.run({ tokens: int64Tensor([arg], [1, 1]), offset: new ort.Tensor('int64', BigInt64Array.of(BigInt(q.length)), []), state: stateT, past_k: r1.present_k, past_v: r1.present_v, ...(R > 0 ? { past_q: r1.present_q } : {}) });
+  const r2 = await model.decode.run({ tokens: int64Tensor([arg], [1, 1]), offset: new ort.Tensor('int64', BigInt64Array.of(BigInt(q.length)), []), state: stateT, past_k: r1.present_k, past_v: r1.present_v, ...(R > 0 ? { past_q: r1.present_q as ort.Tensor } : {}) });
   assertClose(Array.from((r2.logits.data as Float32Array).subarray(0, 256)), golden.logits_step2, 'logits_step2');
 });
 
