@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { emptyState, foldSegment, int64Tensor } from '../src/engine/fold.js';
-import { answer } from '../src/engine/decode.js';
+import { answer, queryCache } from '../src/engine/decode.js';
 import { MODEL_DIR, shippedModel } from './helpers.js';
 
 /**
@@ -56,7 +56,7 @@ test('decode matches the reference logits, with and without the KV cache', async
   const stateT = new ort.Tensor('float32', state, [1, state.length]);
   // A model whose memory queries convolve the rows before them (config q_cache, train/model.py) also carries
   // those rows' query projections: zeros before the first token.
-  const [R, W] = model.config.q_cache ?? [0, 0];
+  const [R, W] = queryCache(model);
   const noRows: Record<string, ort.Tensor> = R > 0 ? { past_q: new ort.Tensor('float32', new Float32Array(L * R * W), [L, 1, R, W]) } : {};
   const r1 = await model.decode.run({ tokens: int64Tensor(q, [1, q.length]), offset: new ort.Tensor('int64', BigInt64Array.of(0n), []), state: stateT, past_k: empty, past_v: empty, ...noRows });
   const logits = r1.logits.data as Float32Array;

@@ -5,11 +5,11 @@ can start from it again (RUNS.md run 17: the shipped model with an every-row mem
 
 How: a model of the same config with random, all-distinct weights is exported to graphs the same way; the same
 code gives the same nodes under the same names, so what a node reads in the shipped graph is what the same node
-reads in the fresh one (through the Cast and Identity nodes that only pass a weight on), and the fresh one's values say which parameter that is (or its transpose: the exporter
-folds `x @ W.T` into a constant; or one row of it). Matching by node, not by position, survives the exporter
-storing equal weights once (two write-gate biases equal after rounding to float16 did, in run 17's model).
-Weights that are no parameter (constants of the graph) are skipped. The result is exact: export.py run on it writes
-the same weights.bin, byte for byte (test_from_export.py).
+reads in the fresh one (through the Cast and Identity nodes that only pass a weight on), and the fresh one's
+values say which parameter that is (or its transpose: the exporter folds `x @ W.T` into a constant; or one row of
+it). Matching by node, not by position, survives the exporter storing equal weights once (two write-gate biases
+equal after rounding to float16 were, in run 17's model). Weights that are no parameter (constants of the graph)
+are skipped. The result is exact: export.py run on it writes the same weights.bin, byte for byte.
 
 Usage: python3 train/from_export.py --model models/ctx-small --config train/configs/ctx-small.json --out W.pt
 """
@@ -33,12 +33,11 @@ def graph_inputs(path):
     weights, whether stored in the graph or cast from weights.bin (export.py share_weights' Cast nodes)."""
     g = onnx.load(path).graph
     value = {i.name: numpy_helper.to_array(i, os.path.dirname(path)).astype(np.float32) for i in g.initializer}
-    plumbing = [n for n in g.node if n.op_type in ('Cast', 'Identity')]   # Identity: a weight stored once for two
-    for _ in range(2):                                                     # equal parameters, under the other name
-        for n in plumbing:
-            if n.input[0] in value:
-                value[n.output[0]] = value[n.input[0]]
-    return {(n.name, k): value[x] for n in g.node if n.op_type not in ('Cast', 'Identity')
+    plumbing = ('Cast', 'Identity')   # Identity: a weight stored once for two equal parameters, under the other name
+    for n in g.node:                  # in order: an ONNX graph's nodes are sorted, a Cast comes before its Identity
+        if n.op_type in plumbing and n.input[0] in value:
+            value[n.output[0]] = value[n.input[0]]
+    return {(n.name, k): value[x] for n in g.node if n.op_type not in plumbing
             for k, x in enumerate(n.input) if x in value}
 
 

@@ -395,6 +395,7 @@ class CtxModel(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         self.cfg = cfg
+        self.state_shapes = [cfg.layer_state_shapes(i) for i in range(cfg.n_layers)]   # (M, z) per layer, for unpack
         self.emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.lnf = nn.LayerNorm(cfg.d_model)
@@ -438,8 +439,7 @@ class CtxModel(nn.Module):
     def unpack(self, state):
         """[B, state_size] -> list of (M, z) per layer (views)."""
         B, out, i = state.shape[0], [], 0
-        for layer in range(self.cfg.n_layers):
-            ms, zs = self.cfg.layer_state_shapes(layer)
+        for ms, zs in self.state_shapes:
             nm, nz = math.prod(ms), math.prod(zs)
             out.append((state[:, i:i + nm].reshape(B, *ms), state[:, i + nm:i + nm + nz].reshape(B, *zs)))
             i += nm + nz

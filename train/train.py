@@ -329,15 +329,15 @@ def make_optimizer(model, lr, fused=False, fast_layers=(), fast_mult=1.0):
     def fast(n):
         parts = n.split('.')
         return parts[0] == 'blocks' and int(parts[1]) in fast_layers and parts[2] in MEMORY_PARAMS
+    def decay_split(params, **extra):   # weight decay on matrices only
+        return [{'params': [p for p in params if p.dim() >= 2], 'weight_decay': 0.1, **extra},
+                {'params': [p for p in params if p.dim() < 2], 'weight_decay': 0.0, **extra}]
     named = list(model.named_parameters())
     gates = [p for n, p in named if n.endswith('beta')]
-    quick = [(n, p) for n, p in named if fast(n)]
-    rest = [(n, p) for n, p in named if not fast(n) and not n.endswith('beta')]
-    groups = [{'params': [p for _, p in rest if p.dim() >= 2], 'weight_decay': 0.1},
-              {'params': [p for _, p in rest if p.dim() < 2], 'weight_decay': 0.0}]
+    quick = [p for n, p in named if fast(n)]
+    groups = decay_split([p for n, p in named if not fast(n) and not n.endswith('beta')])
     if quick:
-        groups.append({'params': [p for _, p in quick if p.dim() >= 2], 'weight_decay': 0.1, 'lr_mult': fast_mult})
-        groups.append({'params': [p for _, p in quick if p.dim() < 2], 'weight_decay': 0.0, 'lr_mult': fast_mult})
+        groups += decay_split(quick, lr_mult=fast_mult)
     if gates:
         groups.append({'params': gates, 'weight_decay': 0.0, 'lr_mult': 30})
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.95), **({'fused': True} if fused else {}))

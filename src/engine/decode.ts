@@ -179,7 +179,7 @@ export async function scoreAnswers(model: Model, state: Float32Array, question: 
 
 /** [rows, width] of the memory-query projections the decode graph carries per layer and batch row (rows 0:
  *  none). Exports before per-layer memories (run 17) have no q_cache: every layer had qk_conv and d_mem. */
-function queryCache(model: Model): [number, number] {
+export function queryCache(model: Model): [number, number] {
   return model.config.q_cache ?? [Math.max(0, (model.config.qk_conv ?? 0) - 1), model.config.d_mem];
 }
 

@@ -1,7 +1,5 @@
 """from_export.py gives back the exported weights exactly, for the shipped kind of model and for a hybrid one."""
-import json
 import os
-import subprocess
 import sys
 
 import pytest
@@ -12,8 +10,6 @@ from export import round_to_half  # noqa: E402
 from from_export import state_dict_from_export  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 from test_model import HYBRID_LAYER, TINY, export_config  # noqa: E402
-
-TOKENIZER = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
 
 
 def export_trained_like(tmp_path, cfg):
@@ -26,13 +22,9 @@ def export_trained_like(tmp_path, cfg):
             p.normal_()
         model.blocks[1].mb.bias.copy_(model.blocks[0].mb.bias)
     torch.save(model.state_dict(), tmp_path / 'w.pt')
-    (tmp_path / 'c.json').write_text(json.dumps({k: v for k, v in cfg.to_dict().items()}))
-    r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config',
-                        str(tmp_path / 'c.json'), '--ckpt', str(tmp_path / 'w.pt'), '--out', str(tmp_path / 'm'),
-                        '--tokenizer', TOKENIZER], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    out = export_config(tmp_path, {**cfg.to_dict(), 'name': 'tiny'}, ckpt=tmp_path / 'w.pt')
     round_to_half(model)
-    return model, tmp_path / 'm'
+    return model, out
 
 
 @pytest.mark.parametrize('layers', [None, {'0': HYBRID_LAYER}])
