@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `ctx eval repo` on real repositories that no model was trained on: packages whose names hash into the held-out
 # split (train/corpus.py is_heldout), found on a Debian machine with python3-apt and this project's node_modules.
-# Prints each repository's identifier top-1/top-3 (model, memory off, BM25) and the totals.
+# Prints each repository's identifier top-1/top-3 (model, memory off, BM25), how many distinct paths the model
+# answers first against how many are right (one: the same answer whatever the question; RUNS.md run 18), and totals.
 #   bash scripts/heldout-repos.sh [MODEL_DIR]        (default: the shipped model)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,13 +18,14 @@ done
 python3 - "$OUT" <<'PY'
 import glob, json, sys
 total = [0] * 7
-print(f'{"repository":<12} {"files":>5} {"tokens":>7}  identifiers: top-1 top-3 memory-off BM25-top-1 BM25-top-3 of n')
+print(f'{"repository":<12} {"files":>5} {"tokens":>7}  identifiers: top-1 top-3 memory-off BM25-top-1 BM25-top-3 of n  distinct answers/paths')
 for f in sorted(glob.glob(sys.argv[1] + '/*.json')):
     d = json.load(open(f))
     x = next(r for r in d['rows'] if r['questions'] == 'identifier')
     n = x['n']
     row = [round(x[k] * n) for k in ('top1', 'top3', 'memoryOffTop1', 'bm25Top1', 'bm25Top3')] + [n]
     total = [a + b for a, b in zip(total, row + [d['tokens']])]
-    print(f'{f.rsplit("/", 1)[1][:-5]:<12} {d["files"]:>5} {d["tokens"]:>7}  ' + ' '.join(f'{v:>5}' for v in row))
+    print(f'{f.rsplit("/", 1)[1][:-5]:<12} {d["files"]:>5} {d["tokens"]:>7}  ' + ' '.join(f'{v:>5}' for v in row)
+          + f'  {x["distinctAnswers"]:>7}/{x["distinctPaths"]}')
 print(f'{"total":<12} {"":>5} {total[6]:>7}  ' + ' '.join(f'{v:>5}' for v in total[:6]))
 PY

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bm25Of, buildBm25Index, terms, tokenize } from '../src/eval/bm25.js';
-import { repoQuestions } from '../src/eval/repo.js';
+import { answerSpread, repoQuestions } from '../src/eval/repo.js';
 import { ingestSources } from '../src/ingest/index.js';
 import { CLI, ROOT, tempDir } from './helpers.js';
 
@@ -46,6 +46,13 @@ test('the BM25 baseline indexes every document the ingest folds from fixtures/re
   const { questions } = await repoQuestions(REPO, 12, 1);
   const top3 = questions.filter((q) => idx.search(q.question, 3).includes(q.path)).length;
   assert.ok(top3 >= questions.length / 2, `${top3}/${questions.length} in the top 3`);
+});
+
+test('answerSpread tells a model that answers one path whatever it is asked from one that follows the question', () => {
+  const asked = [['a.py', 'a.py'], ['a.py', 'b.py'], ['a.py', 'b.py'], ['a.py', 'c.py']].map(([answer, path]) => ({ answer, path }));
+  assert.deepEqual(answerSpread(asked), { distinctAnswers: 1, distinctPaths: 3, commonestShare: 1 });
+  const follows = asked.map((r) => ({ ...r, answer: r.path }));
+  assert.deepEqual(answerSpread(follows), { distinctAnswers: 3, distinctPaths: 3, commonestShare: 0.5 });
 });
 
 test('the BM25 index bytes grow with the input', async () => {
@@ -90,6 +97,8 @@ test('ctx eval repo --json reports the ranked paths (memory on and off) and the 
   assert.equal(all.bm25Top1, hits / 2);
   assert.equal(typeof all.bm25Top3, 'number');
   assert.equal(typeof all.memoryOffTop1, 'number', 'the model columns are still there');
+  assert.equal(all.distinctAnswers, new Set(out.results.map((q: { answer: string }) => q.answer)).size);
+  assert.equal(all.distinctPaths, 2);
   // The model answers as `ctx ask` answers file questions: the snapshot's paths, ranked.
   assert.equal(out.mode, 'paths');
   assert.equal(out.candidates, 2);

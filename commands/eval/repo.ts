@@ -6,7 +6,7 @@ import { CtxCommand, printJson } from '../../src/cli/base.js';
 import { countBar } from '../../src/cli/progress.js';
 import { CtxError } from '../../src/errors.js';
 import { buildBm25Index } from '../../src/eval/bm25.js';
-import { repoQuestions, type RepoQuestion } from '../../src/eval/repo.js';
+import { answerSpread, repoQuestions, type RepoQuestion } from '../../src/eval/repo.js';
 import { runIngest } from '../../src/run/ingest.js';
 import { ask, loadSnapshotFor, type AskResult } from '../../src/run/ask.js';
 
@@ -14,7 +14,7 @@ export default class EvalRepo extends CtxCommand {
   static summary = 'Repository questions made from the repository itself: top-1/top-3 exact path match of the model\'s ranked paths, memory on vs off vs a BM25 index.';
   static description = `Generates "where is X defined?" (identifiers defined in exactly one file) and "which file handles W?" (words found in one file only) questions, ingests the repository into a temporary snapshot, asks each question with the memory on and switched off, and scores exact path matches.
 
-The model answers as \`ctx ask\` answers such questions (paths mode): every document path the snapshot folded is scored by the model's likelihood of it as the answer, and the best-scoring paths are its top-1 and top-3. With the memory off the same ranking is the model's prior over the paths.
+The model answers as \`ctx ask\` answers such questions (paths mode): every document path the snapshot folded is scored by the model's likelihood of it as the answer, and the best-scoring paths are its top-1 and top-3. With the memory off the same ranking is the model's prior over the paths. The distinct paths it ranks first are counted against the distinct right ones: a model that gives one answer whatever it is asked scores the share of questions about that file, which is no recall.
 
 Free decoding (beam search, the answer generated token by token, as \`ctx ask --free\`) scores 0 with today's model and adds two beam searches to every question (about 0.7 s each on two CPU cores), so it is left out unless --free asks for it: its top-1/top-3, memory on and off, are then added. The time per question of each mode is printed (ranking grows with the number and length of the paths; free decoding does not).
 
@@ -87,6 +87,7 @@ The same questions go to a lexical baseline: a BM25 full-text index (MiniSearch)
         questions: kind ?? 'all', n: results.filter((r) => !kind || r.kind === kind).length, mode: 'paths' as const,
         top1: rate((r) => r.top1, kind), top3: rate((r) => r.top3, kind), memoryOffTop1: rate((r) => r.offTop1, kind), memoryOffTop3: rate((r) => r.offTop3, kind),
         bm25Top1: rate((r) => r.bm25Top1, kind), bm25Top3: rate((r) => r.bm25Top3, kind),
+        ...answerSpread(results.filter((r) => !kind || r.kind === kind)),
         ...(flags.free ? {
           free: { top1: rate((r) => r.free?.top1, kind), top3: rate((r) => r.free?.top3, kind), memoryOffTop1: rate((r) => r.free?.offTop1, kind), memoryOffTop3: rate((r) => r.free?.offTop3, kind) },
         } : {}),
@@ -110,6 +111,7 @@ The same questions go to a lexical baseline: a BM25 full-text index (MiniSearch)
         const free = r.free ? ` |        ${pct(r.free.top1)}   ${pct(r.free.top3)} |                   ${pct(r.free.memoryOffTop1)}   ${pct(r.free.memoryOffTop3)}` : '';
         this.log(`${r.questions.padEnd(11)} ${String(r.n).padStart(3)} |        ${pct(r.top1)}   ${pct(r.top3)} |             ${pct(r.memoryOffTop1)}   ${pct(r.memoryOffTop3)} |       ${pct(r.bm25Top1)}   ${pct(r.bm25Top3)}${free}`);
       }
+      this.log(`top-1 answers: ${rows.filter((r) => r.n > 0).map((r) => `${r.questions} ${r.distinctAnswers} distinct for ${r.distinctPaths} right paths (the commonest given ${pct(r.commonestShare).trim()} of the time)`).join('; ')}`);
       const n = (x: number) => x.toLocaleString('en-US');
       this.log(`bytes: snapshot ${n(ingest.snapshotBytes)} (fixed by the model) | BM25 index ${n(bm25.indexBytes)} (${bm25.documents} documents; grows with the input)`);
     } finally {

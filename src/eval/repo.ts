@@ -60,3 +60,18 @@ export async function repoQuestions(path: string, n: number, seed = 1): Promise<
   const chosen = [...pick(identifiers, n - nTopic), ...pick(topics, nTopic)];
   return { questions: chosen.length < n ? [...chosen, ...pick(topics.filter((t) => !chosen.includes(t)), n - chosen.length)] : chosen, files: texts.size };
 }
+
+/**
+ * How much the top-1 answers move with the question: a model that ranks the same path first whatever it is asked
+ * scores the share of questions whose answer that path is (RUNS.md run 18: the shipped model answered one path per
+ * held-out repository, so its top-1 there was that share, not recall from memory).
+ */
+export function answerSpread(rs: { answer: string; path: string }[]): { distinctAnswers: number; distinctPaths: number; commonestShare: number } {
+  const counts = new Map<string, number>();
+  for (const r of rs) counts.set(r.answer, (counts.get(r.answer) ?? 0) + 1);
+  return {
+    distinctAnswers: counts.size,
+    distinctPaths: new Set(rs.map((r) => r.path)).size,
+    commonestShare: rs.length ? Math.max(...counts.values()) / rs.length : NaN,
+  };
+}
