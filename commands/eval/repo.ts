@@ -25,7 +25,7 @@ The same questions go to a lexical baseline: a BM25 full-text index (MiniSearch)
     questions: Flags.integer({ description: 'number of questions', default: 50, min: 1 }),
     seed: Flags.integer({ default: 1, description: 'seed for choosing questions' }),
     free: Flags.boolean({ description: 'also score free decoding (beam search, 3 beams, memory on and off: two more decodes a question)' }),
-    json: Flags.boolean({ description: 'print all results as JSON: per question and per kind, the model (paths mode, memory on/off; free decoding with --free) and BM25; snapshotBytes and bm25.indexBytes' }),
+    json: Flags.boolean({ description: 'print all results as JSON: per question and per kind, the model (paths mode, memory on/off; free decoding with --free) and BM25, with how many distinct paths the model ranks first (distinctAnswers, distinctPaths, commonestShare); snapshotBytes and bm25.indexBytes' }),
   };
 
   async run(): Promise<void> {
