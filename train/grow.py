@@ -24,7 +24,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export import load_checkpoint  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
-from train import MEMORY_PARAMS, save_weights_parts  # noqa: E402
+from train import MEMORY_PARAMS, fold_segments, save_weights_parts  # noqa: E402
 
 
 def memory_kind(cfg: Config, i):
@@ -81,10 +81,7 @@ def same_logits(old_cfg, old_sd, cfg, sd, nseg=2, seed=0):
         m = CtxModel(c).eval()
         m.load_state_dict(w)
         with torch.no_grad():
-            state = m.empty_state(1)
-            for i in range(nseg):
-                state = m.fold(segs[:, i], state)
-            outs.append(m.decode(qa, state)[0])
+            outs.append(m.decode(qa, fold_segments(m, segs))[0])
     return (outs[0] - outs[1]).abs().max().item()
 
 

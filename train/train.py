@@ -134,7 +134,7 @@ def curriculum(args):
     also report streams drawn as trained."""
     opts = {'win': tuple(int(x) for x in args.win.split(',')) if args.win else None,
             'def_lead': args.def_lead, 'max_defs': args.max_defs, 'mentions': args.mentions, 'near': args.near,
-            'keep_names': args.keep_names, 'share_dir': getattr(args, 'share_dir', None)}
+            'keep_names': args.keep_names, 'share_dir': args.share_dir}
     return {k: v for k, v in opts.items() if v is not None}
 
 

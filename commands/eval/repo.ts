@@ -79,19 +79,19 @@ The same questions go to a lexical baseline: a BM25 full-text index (MiniSearch)
       }
       bar?.stop();
       type Result = (typeof results)[number];
-      const rate = (f: (r: Result) => boolean | undefined, kind?: string) => {
-        const rs = results.filter((r) => !kind || r.kind === kind);
-        return rs.length ? rs.filter(f).length / rs.length : NaN;
-      };
-      const rows = [undefined, 'identifier', 'topic'].map((kind) => ({
-        questions: kind ?? 'all', n: results.filter((r) => !kind || r.kind === kind).length, mode: 'paths' as const,
-        top1: rate((r) => r.top1, kind), top3: rate((r) => r.top3, kind), memoryOffTop1: rate((r) => r.offTop1, kind), memoryOffTop3: rate((r) => r.offTop3, kind),
-        bm25Top1: rate((r) => r.bm25Top1, kind), bm25Top3: rate((r) => r.bm25Top3, kind),
-        ...answerSpread(results.filter((r) => !kind || r.kind === kind)),
-        ...(flags.free ? {
-          free: { top1: rate((r) => r.free?.top1, kind), top3: rate((r) => r.free?.top3, kind), memoryOffTop1: rate((r) => r.free?.offTop1, kind), memoryOffTop3: rate((r) => r.free?.offTop3, kind) },
-        } : {}),
-      }));
+      const rows = [undefined, 'identifier', 'topic'].map((kind) => {
+        const rs = results.filter((r) => !kind || r.kind === kind);   // this row's questions, filtered once
+        const rate = (f: (r: Result) => boolean | undefined) => (rs.length ? rs.filter(f).length / rs.length : NaN);
+        return {
+          questions: kind ?? 'all', n: rs.length, mode: 'paths' as const,
+          top1: rate((r) => r.top1), top3: rate((r) => r.top3), memoryOffTop1: rate((r) => r.offTop1), memoryOffTop3: rate((r) => r.offTop3),
+          bm25Top1: rate((r) => r.bm25Top1), bm25Top3: rate((r) => r.bm25Top3),
+          ...answerSpread(rs),
+          ...(flags.free ? {
+            free: { top1: rate((r) => r.free?.top1), top3: rate((r) => r.free?.top3), memoryOffTop1: rate((r) => r.free?.offTop1), memoryOffTop3: rate((r) => r.free?.offTop3) },
+          } : {}),
+        };
+      });
       const perQuestion = (total: number) => Math.round(total / (2 * questions.length));
       const timing = { pathsMsPerQuestion: perQuestion(ms.paths), ...(flags.free ? { freeMsPerQuestion: perQuestion(ms.free) } : {}) };
       if (flags.json) {
