@@ -188,6 +188,14 @@ class ShortConv(nn.Module):
 
 
 def seq_delta(M, key, val, beta, rows_max, chunk=64, base=16):
+    """seq_delta in float32 whatever autocast says: under bfloat16 autocast the matmuls below ran in bfloat16 (8 bits
+    of mantissa), which the block inverse's repeated squaring and M's chunk-by-chunk update do not survive (session 20:
+    a from-scratch run went non-finite at step 14 and never came back)."""
+    with torch.autocast(key.device.type, enabled=False):
+        return _seq_delta(M.float(), key, val, beta, rows_max, chunk, base)
+
+
+def _seq_delta(M, key, val, beta, rows_max, chunk=64, base=16):
     """M [B,d,D] after rows i = 1..T (unit keys [B,T,d], values [B,T,D], gates [B,T,1]) write one after another,
     M += beta_i k_i^T (v_i - k_i M): DeltaNet's rule as written (Yang et al. 2024, chunked form). Each step is a
     contraction, so no scale is needed; the all-rows-at-once write (delta_write) must divide by a bound on the

@@ -318,6 +318,18 @@ def test_seq_delta_is_the_delta_rule_row_by_row():
     assert torch.isfinite(M).all() and M.abs().max() < 100
 
 
+def test_seq_delta_stays_float32_under_autocast():
+    """Training runs under bfloat16 autocast; seq_delta must give its float32 result there (session 20)."""
+    from model import seq_delta
+    torch.manual_seed(1)
+    key = torch.nn.functional.normalize(torch.randn(2, 150, 32) + 1.0, dim=-1)
+    val, beta, M0 = torch.randn(2, 150, 16), torch.rand(2, 150, 1), torch.randn(2, 32, 16)
+    want = seq_delta(M0, key, val, beta, rows_max=160)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = seq_delta(M0, key, val, beta, rows_max=160)
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5)
+
+
 @torch.no_grad()
 def test_value_norm_keeps_a_long_fold_bounded():
     """value_norm: with weights that make the memory feed on itself (large value and query projections), the state
