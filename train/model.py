@@ -244,6 +244,7 @@ class Block(nn.Module):
         # before the question loses nothing), while layer 3's memory grows largest over a long fold (1,692 at 256
         # segments): memory there only adds what a long input makes large.
         self.has_memory = cfg.memory == 'armt' and (cfg.memory_layers is None or layer in cfg.memory_layers)
+        self.own_memory = self.has_memory   # has_memory may be switched off for a step (CtxModel.use_memories)
         # mem_decay: in run 12's model the keys of layers 4-5 share one direction (cosine 0.97 between any two rows),
         # so the delta rule fits their differing values along the small differences between keys, and M grows
         # ~1.7 times per doubling of the input (state_norm.py) into sizes training never met. These layers read a
@@ -421,6 +422,13 @@ class CtxModel(nn.Module):
                     nn.init.zeros_(b.mh.weight)
 
     # ---- training switches for the write gates (train.py) --------------------------------------------------
+    def use_memories(self, off=()):
+        """The memories of layers `off` are neither read nor written (their state passes through unchanged) until the
+        next call; use_memories() switches every configured memory back on. train.py --drop_memory: a memory added
+        beside others that already answer is left unused (RUNS.md run 16) unless the others are sometimes away."""
+        for i, b in enumerate(self.blocks):
+            b.has_memory = b.own_memory and i not in off
+
     def open_gates(self, on):
         for b in self.blocks:
             b.gate_open = on

@@ -77,6 +77,10 @@ def parse_args():
                    help='the memory parameters of these layers learn MULT times faster (e.g. 0:10): a memory added to '
                         'trained weights (zero values at the start) barely moved at the base rate (RUNS.md run 17). Give '
                         'it from a run\'s first chunk on: the optimizer\'s groups are part of its checkpoint')
+    p.add_argument('--drop_memory', metavar='LAYERS:P',
+                   help="e.g. '0,4,5:0.5': on that share of steps these layers' memories are switched off (not read, not "
+                        "written), so the model must answer from its other memories too: a memory grown beside ones that "
+                        "already answer stays unused otherwise (RUNS.md runs 16, 19). Evaluation uses every memory")
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -359,15 +363,28 @@ def optimizer_step(model, opt, loss):
     return True
 
 
-def parse_fast_memory(spec):
-    """--fast_memory 'LAYERS:MULT' (e.g. '0:10' or '3,4:5') -> ((layers...), mult); None -> ((), 1.0)."""
+def parse_layers_value(spec, flag, default, none_value):
+    """'LAYERS:VALUE' (e.g. '0:10' or '3,4:5') -> ((layers...), float(VALUE or default)); None -> ((), none_value)."""
     if not spec:
-        return (), 1.0
-    layers, _, mult = spec.partition(':')
+        return (), none_value
+    layers, _, value = spec.partition(':')
     try:
-        return tuple(int(x) for x in layers.split(',')), float(mult or 10)
+        return tuple(int(x) for x in layers.split(',')), float(value or default)
     except ValueError:
-        raise SystemExit(f'--fast_memory {spec!r}: expected LAYERS:MULT, e.g. 0:10')
+        raise SystemExit(f'{flag} {spec!r}: expected LAYERS:{"MULT" if flag == "--fast_memory" else "P"}, e.g. 0:{default:g}')
+
+
+def parse_fast_memory(spec):
+    """--fast_memory 'LAYERS:MULT' -> ((layers...), mult); None -> ((), 1.0)."""
+    return parse_layers_value(spec, '--fast_memory', 10, 1.0)
+
+
+def parse_drop_memory(spec):
+    """--drop_memory 'LAYERS:P' -> ((layers...), p); None -> ((), 0.0)."""
+    layers, p = parse_layers_value(spec, '--drop_memory', 0.5, 0.0)
+    if not 0 <= p <= 1:
+        raise SystemExit(f'--drop_memory {spec!r}: P must be between 0 and 1')
+    return layers, p
 
 
 def set_lr(opt, lr):
@@ -384,6 +401,8 @@ def main():
     cfg = Config.load(args.config)
     model = CtxModel(cfg).to(dev)
     fast_layers, fast_mult = parse_fast_memory(args.fast_memory)
+    drop_layers, drop_p = parse_drop_memory(args.drop_memory)
+    drop_rng = random.Random(args.seed)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda', fast_layers=fast_layers, fast_mult=fast_mult)
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
@@ -428,6 +447,7 @@ def main():
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
+        model.use_memories(drop_layers if drop_rng.random() < drop_p else ())
         start = carry.start(S.shape[0], dev) if carry else None
         model.log_gates(args.gate_cost > 0)
         with autocast(dev):
@@ -475,6 +495,7 @@ def main():
             last_save = time.time()
     st['seconds'] += time.time() - t0
     model.open_gates(False)
+    model.use_memories()
     save(args.ckpt, model, opt, st, carry)
     os.makedirs(args.out, exist_ok=True)
     save_weights_parts(model, args.out)

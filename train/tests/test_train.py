@@ -186,3 +186,35 @@ def test_fast_memory_puts_the_memory_parameters_of_its_layers_in_faster_groups()
     assert train.parse_fast_memory(None) == ((), 1.0) and train.parse_fast_memory('3,4:5') == ((3, 4), 5.0)
     with pytest.raises(SystemExit):
         train.parse_fast_memory('a:b')
+
+
+@torch.no_grad()
+def test_drop_memory_switches_the_layers_memories_off_for_a_step_and_back_on():
+    """--drop_memory: a switched-off layer's memory passes through a fold unchanged and is not read (the next layer
+    writes something else); use_memories() brings every configured memory back, and never one the config has not."""
+    from test_model import HYBRID_LAYER
+    torch.manual_seed(0)
+    small = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, layers={'0': HYBRID_LAYER})
+    model = CtxModel(Config(**small))
+    for p in model.parameters():   # a fresh memory writes zeros (zero value projections): make it write
+        p.add_(0.2 * torch.randn_like(p))
+    model.eval()
+    S = torch.randint(0, 64, (1, 3, 16))
+    state = train.fold_segments(model, S[:, :2])
+    full = model.unpack(train.fold_segments(model, S[:, 2:], state))
+    model.use_memories(off=(0,))
+    dropped = model.unpack(train.fold_segments(model, S[:, 2:], state))
+    before = model.unpack(state)
+    assert torch.equal(dropped[0][0], before[0][0]) and not torch.equal(full[0][0], before[0][0])
+    assert not torch.allclose(dropped[1][0], full[1][0])
+    model.use_memories()
+    again = model.unpack(train.fold_segments(model, S[:, 2:], state))
+    assert all(torch.equal(a, b) for a, b in zip(again[1], full[1])) and torch.equal(again[0][0], full[0][0])
+    one = CtxModel(Config(**small, memory_layers=[0]))
+    one.use_memories(off=(0,))
+    one.use_memories()
+    assert [b.has_memory for b in one.blocks] == [True, False]
+    assert train.parse_drop_memory('0,4,5:0.25') == ((0, 4, 5), 0.25) and train.parse_drop_memory(None) == ((), 0.0)
+    for bad in ('a:b', '0:2'):
+        with pytest.raises(SystemExit):
+            train.parse_drop_memory(bad)
