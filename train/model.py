@@ -190,8 +190,9 @@ class ShortConv(nn.Module):
 def seq_delta(M, key, val, beta, rows_max, chunk=64, base=16):
     """seq_delta in float32 whatever autocast says: under bfloat16 autocast the matmuls below ran in bfloat16 (8 bits
     of mantissa) where the block inverse's repeated squaring and M's chunk-by-chunk update were meant to be exact (the
-    likely cause of session 20's from-scratch run that went non-finite at step 14 and never came back). M is float32 already (the state is); casting it
-    again would add a node to the exported graph, which re-exports the shipped model byte for byte without it."""
+    likely cause of session 20's from-scratch run that went non-finite at step 14 and never came back).
+    M is float32 already (the state is); casting it again would add a node to the exported graph, which re-exports
+    the shipped model byte for byte without it."""
     with torch.autocast(key.device.type, enabled=False):
         return _seq_delta(M, key, val, beta, rows_max, chunk, base)
 

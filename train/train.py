@@ -363,25 +363,26 @@ def optimizer_step(model, opt, loss):
     return True
 
 
-def parse_layers_value(spec, flag, default, none_value):
-    """'LAYERS:VALUE' (e.g. '0:10' or '3,4:5') -> ((layers...), float(VALUE or default)); None -> ((), none_value)."""
+def parse_layers_value(spec, flag, value_name, default, none_value):
+    """'LAYERS:VALUE' (e.g. '0:10' or '3,4:5') -> ((layers...), float(VALUE or default)); None -> ((), none_value).
+    value_name names VALUE in the error (MULT, P)."""
     if not spec:
         return (), none_value
     layers, _, value = spec.partition(':')
     try:
         return tuple(int(x) for x in layers.split(',')), float(value or default)
     except ValueError:
-        raise SystemExit(f'{flag} {spec!r}: expected LAYERS:{"MULT" if flag == "--fast_memory" else "P"}, e.g. 0:{default:g}')
+        raise SystemExit(f'{flag} {spec!r}: expected LAYERS:{value_name}, e.g. 0:{default:g}')
 
 
 def parse_fast_memory(spec):
     """--fast_memory 'LAYERS:MULT' -> ((layers...), mult); None -> ((), 1.0)."""
-    return parse_layers_value(spec, '--fast_memory', 10, 1.0)
+    return parse_layers_value(spec, '--fast_memory', 'MULT', 10, 1.0)
 
 
 def parse_drop_memory(spec):
     """--drop_memory 'LAYERS:P' -> ((layers...), p); None -> ((), 0.0)."""
-    layers, p = parse_layers_value(spec, '--drop_memory', 0.5, 0.0)
+    layers, p = parse_layers_value(spec, '--drop_memory', 'P', 0.5, 0.0)
     if not 0 <= p <= 1:
         raise SystemExit(f'--drop_memory {spec!r}: P must be between 0 and 1')
     return layers, p
