@@ -188,6 +188,14 @@ def test_fast_memory_puts_the_memory_parameters_of_its_layers_in_faster_groups()
         train.parse_fast_memory('a:b')
 
 
+def test_steps_with_memories_dropped_keep_their_own_running_exact_match():
+    st = {'ema': 0.5}
+    train.track_exact(st, 0.0, dropped=True)
+    assert st['ema'] == 0.5 and st['ema_dropped'] == 0.0
+    train.track_exact(st, 1.0, dropped=False)
+    assert abs(st['ema'] - (0.97 * 0.5 + 0.03)) < 1e-12 and st['ema_dropped'] == 0.0
+
+
 @torch.no_grad()
 def test_drop_memory_switches_the_layers_memories_off_for_a_step_and_back_on():
     """--drop_memory: a switched-off layer's memory passes through a fold unchanged and is not read (the next layer
