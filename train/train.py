@@ -80,7 +80,12 @@ def parse_args():
     p.add_argument('--drop_memory', metavar='LAYERS:P',
                    help="e.g. '0,4,5:0.5': on that share of steps these layers' memories are switched off (not read, not "
                         "written), so the model must answer from its other memories too: a memory grown beside ones that "
-                        "already answer stays unused otherwise (RUNS.md runs 16, 19). Evaluation uses every memory")
+                        "already answer stays unused otherwise (RUNS.md runs 16, 19). Evaluation uses every memory, and "
+                        "also reports pass keys with these memories off (exact_dropped)")
+    p.add_argument('--drop_families', metavar='FAMILIES',
+                   help="the families (as --families) that steps with memories dropped draw from, e.g. 'passkey': run 20's "
+                        "memory-token layers learnt nothing where they also had to answer names that they cannot bind "
+                        "(default: --families)")
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -148,7 +153,8 @@ def train_seg_len(args, cfg):
 
 
 class Batches(torch.utils.data.IterableDataset):
-    """Endless batches at the length the curriculum asks for (shared through a value the workers read)."""
+    """Endless batches at the length the curriculum asks for (shared through a value the workers read), each
+    with whether its step drops memories (--drop_memory, --drop_families)."""
 
     def __init__(self, pool, args, cfg, nseg_value):
         self.pool, self.args, self.cfg, self.nseg = pool, args, cfg, nseg_value
@@ -161,12 +167,16 @@ class Batches(torch.utils.data.IterableDataset):
         sampler = TaskSampler(self.pool, self.args.tokenizer, L, seed, split='train', ask_all=self.args.ask_all,
                               **curriculum(self.args))
         mix = family_mix(self.args.families)
+        drop_mix = family_mix(self.args.drop_families) if self.args.drop_families else mix
+        drop_p = parse_drop_memory(self.args.drop_memory)[1]
         rng = random.Random(seed)
         while True:
             nseg = self.nseg.value
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
             burn = rng.randint(0, self.args.burn_segs)
-            yield nseg, burn, *sampler.batch(bsz, burn + nseg, families=mix)
+            # decided here, not in the training loop: a dropped step's batch may come from other families
+            dropped = rng.random() < drop_p
+            yield nseg, burn, dropped, *sampler.batch(bsz, burn + nseg, families=drop_mix if dropped else mix)
 
 
 @torch.no_grad()
@@ -411,7 +421,6 @@ def main():
     model = CtxModel(cfg).to(dev)
     fast_layers, fast_mult = parse_fast_memory(args.fast_memory)
     drop_layers, drop_p = parse_drop_memory(args.drop_memory)
-    drop_rng = random.Random(args.seed)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda', fast_layers=fast_layers, fast_mult=fast_mult)
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
@@ -447,7 +456,7 @@ def main():
     t0 = time.time()
     budget = args.minutes * 60
     last_save = time.time()
-    for nseg, burn, S, Q, Y, owner in loader:
+    for nseg, burn, dropped, S, Q, Y, owner in loader:
         if time.time() - t0 > budget:
             break
         if nseg != st['nseg']:
@@ -456,7 +465,6 @@ def main():
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
-        dropped = drop_rng.random() < drop_p
         model.use_memories(drop_layers if dropped else ())
         start = carry.start(S.shape[0], dev) if carry else None
         model.log_gates(args.gate_cost > 0)
@@ -518,6 +526,10 @@ def main():
                 first = n == int(args.eval_segs.split(',')[0])
                 if first:
                     r['exact_mem_off'] = round(evaluate(model, pool, args, cfg, n, fam, use_memory=False, dev=dev), 3)
+                if fam == 'passkey' and drop_layers:
+                    model.use_memories(drop_layers)
+                    r['exact_dropped'] = round(evaluate(model, pool, args, cfg, n, fam, dev=dev), 3)
+                    model.use_memories()
                 if fam == 'where_defined':
                     r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev))
                     r['top1_kept'], r['top3_kept'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, keep_names=1.0))

@@ -19,7 +19,7 @@ def batch_args(**kw):
     return argparse.Namespace(**{'tokenizer': TOKENIZER, 'seed': 0, 'ask_all': False, 'families': 'passkey',
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
                                  'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
-                                 'share_dir': None,
+                                 'share_dir': None, 'drop_memory': None, 'drop_families': None,
                                  **kw})
 
 
@@ -54,9 +54,26 @@ def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
 def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     args = batch_args(ask_all=True, families='where_defined', win='16,48', def_lead=8, max_defs=2, mentions=0.5, seg_len=64)
-    nseg, burn, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
+    nseg, burn, dropped, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
     assert nseg == 2 and burn == 0 and S.shape[1:] == (2, 64) and L != 64
     assert train.train_seg_len(argparse.Namespace(seg_len=None), cfg) == L
+
+
+def test_steps_that_drop_memories_draw_their_batch_from_the_drop_families(pool):  # noqa: F811
+    """--drop_families: the worker decides which steps drop memories, and those steps ask only pass keys (run 21:
+    memory-token layers asked names they cannot bind learnt nothing, run 20)."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    args = batch_args(families='where_defined', drop_memory='0:0.5', drop_families='passkey')
+    seen = set()
+    for _, (nseg, burn, dropped, S, Q, Y, owner) in zip(range(16), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
+        asks_key = all('pass key' in sp.decode([int(t) for t in q if t]) for q in Q)
+        assert asks_key == dropped
+        seen.add(dropped)
+    assert seen == {True, False}
+    no_drop = batch_args(families='where_defined', drop_families='passkey')
+    assert not any(d for _, (_, _, d, *_) in zip(range(4), train.Batches(pool, no_drop, cfg, argparse.Namespace(value=2))))
 
 
 def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F811
@@ -66,7 +83,7 @@ def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F8
                  write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
     args = batch_args(ask_all=True, burn_segs=3)
     burns, long = set(), None
-    for _, (nseg, burn, *batch) in zip(range(12), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
+    for _, (nseg, burn, _, *batch) in zip(range(12), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
         assert nseg == 2 and batch[0].shape[1] == burn + 2 and 0 <= burn <= 3
         burns.add(burn)
         long = batch if burn else long
@@ -91,7 +108,7 @@ def test_carried_memory_continues_the_stream(pool):  # noqa: F811
                  write_rows='all', key_map='l2', seq_delta=True, value_norm=True)
     args = batch_args()
     batches = iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2)))
-    (_, _, S1, *_), (_, _, S2, Q, Y, owner) = next(batches), next(batches)
+    (_, _, _, S1, *_), (_, _, _, S2, Q, Y, owner) = next(batches), next(batches)
     model = CtxModel(cfg)
     for b in model.blocks:     # a fresh model writes zero values: give it some to carry
         torch.nn.init.normal_(b.mv.weight, std=0.5)
