@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
-from train import make_optimizer, set_lr  # noqa: E402
+from train import make_optimizer, parse_drop_memory, set_lr  # noqa: E402
 
 PAD, KEY, Q, VAL = 0, 1, 2, 3
 DIGITS = torch.arange(4, 14)          # 10 value symbols
@@ -106,6 +106,10 @@ def parse_args():
     p.add_argument('--write_rows', default='mem', choices=['mem', 'all'], help='armt: which rows write the memory (model.py)')
     p.add_argument('--tie_qk', action='store_true', help='armt: keys use the query projection (model.py)')
     p.add_argument('--qk_conv', type=int, default=0, help='armt: short causal convolution over keys/queries (model.py)')
+    p.add_argument('--layers', type=json.loads, help='per-layer memory fields as JSON (Config.layers), e.g. a hybrid: '
+                   '\'{"0": {"write_rows": "all", "key_map": "l2", "seq_delta": true}}\'')
+    p.add_argument('--drop_memory', metavar='LAYERS:P', help="as train.py's: on that share of steps these layers' memories "
+                   "are off (not read, not written); evaluation uses every memory, and once without these")
     p.add_argument('--device', default='cpu', help="'cuda' on the GPU machine")
     p.add_argument('--task', default='passkey', choices=['passkey', 'facts'])
     p.add_argument('--facts', type=int, default=4, help='facts per stream (task facts)')
@@ -174,7 +178,8 @@ def main():
     torch.manual_seed(a.seed)
     cfg = Config(name=f'ls-{a.memory}', vocab_size=a.vocab, d_model=a.d_model, n_layers=a.n_layers, n_heads=a.n_heads,
                  seg_len=a.seg_len, mem_tokens=a.mem_tokens, d_mem=a.d_mem, memory=a.memory, write_rows=a.write_rows,
-                 tie_qk=a.tie_qk, qk_conv=a.qk_conv)
+                 tie_qk=a.tie_qk, qk_conv=a.qk_conv, layers=a.layers)
+    drop_layers, drop_p = parse_drop_memory(a.drop_memory)
     model = CtxModel(cfg)
     if a.init:
         model.load_state_dict(torch.load(a.init, map_location='cpu'))
@@ -196,6 +201,7 @@ def main():
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
         S, QA, Y = batch(g, a, bsz, nseg, cfg.seg_len, cfg.vocab_size)
         set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
+        model.use_memories(drop_layers if float(torch.rand((), generator=g)) < drop_p else ())
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -213,6 +219,7 @@ def main():
         if step % 10 == 0:
             emit({'step': step, 'nseg': nseg, 'ans': round(float(ans), 3), 'exact': round(float(ex), 3),
                   'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2)})
+    model.use_memories()
     torch.save(model.state_dict(), os.path.join(a.out, 'weights.pt'))
     emit({'trained': {'steps': step, 'tokens': tokens, 'reached_segs': nseg, 'seg_len': cfg.seg_len,
                       'minutes': round((time.time() - t0) / 60, 1)}})
@@ -221,6 +228,10 @@ def main():
     for n in segs:
         t = time.time()
         emit({'eval': n, 'exact': round(evaluate(model, a, cfg, n, a.eval_n), 3), 'seconds': round(time.time() - t)})
+    if drop_layers:
+        model.use_memories(drop_layers)
+        emit({'eval_dropped': segs[0], 'exact': round(evaluate(model, a, cfg, segs[0], a.eval_n), 3)})
+        model.use_memories()
 
 
 if __name__ == '__main__':
