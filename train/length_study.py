@@ -201,7 +201,8 @@ def main():
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
         S, QA, Y = batch(g, a, bsz, nseg, cfg.seg_len, cfg.vocab_size)
         set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
-        model.use_memories(drop_layers if float(torch.rand((), generator=g)) < drop_p else ())
+        # drawn only with --drop_memory: the samples of runs without it stay as before
+        model.use_memories(drop_layers if drop_p and float(torch.rand((), generator=g)) < drop_p else ())
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)
         loss.backward()
