@@ -197,12 +197,14 @@ def main():
           'threads': torch.get_num_threads()})
     g = torch.Generator().manual_seed(a.seed)
     nseg, ema, last_up, step, tokens, t0 = a.start_segs, 0.0, 0, 0, 0, time.time()
+    ema_dropped = 0.0      # the running exact match of the steps with memories dropped alone
     while time.time() - t0 < a.minutes * 60:
         bsz = max(a.min_batch, a.tokens_per_step // (nseg * cfg.seg_len))
         S, QA, Y = batch(g, a, bsz, nseg, cfg.seg_len, cfg.vocab_size)
         set_lr(opt, a.lr * min(1.0, (step + 1) / 100))
         # drawn only with --drop_memory: the samples of runs without it stay as before
-        model.use_memories(drop_layers if drop_p and float(torch.rand((), generator=g)) < drop_p else ())
+        dropped = bool(drop_p) and float(torch.rand((), generator=g)) < drop_p
+        model.use_memories(drop_layers if dropped else ())
         loss, _, ans, ex = model(S, QA, Y, lm=False)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -210,6 +212,7 @@ def main():
         opt.step()
         step, tokens = step + 1, tokens + S.numel()
         ema = 0.95 * ema + 0.05 * float(ex)
+        ema_dropped = 0.95 * ema_dropped + 0.05 * float(ex) if dropped else ema_dropped
         if ema >= a.mastery and step - last_up >= 50:
             if cfg.seg_len < a.grow_seg_len:
                 cfg.seg_len, ema, last_up = min(2 * cfg.seg_len, a.grow_seg_len), 0.0, step
@@ -219,7 +222,8 @@ def main():
                 emit({'curriculum': nseg, 'step': step})
         if step % 10 == 0:
             emit({'step': step, 'nseg': nseg, 'ans': round(float(ans), 3), 'exact': round(float(ex), 3),
-                  'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2)})
+                  'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2),
+                  **({'ema_dropped': round(ema_dropped, 3)} if drop_p else {})})
     model.use_memories()
     torch.save(model.state_dict(), os.path.join(a.out, 'weights.pt'))
     emit({'trained': {'steps': step, 'tokens': tokens, 'reached_segs': nseg, 'seg_len': cfg.seg_len,
