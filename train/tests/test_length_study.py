@@ -98,14 +98,17 @@ def test_grow_seg_len_lengthens_segments_on_mastery(tmp_path):
 
 def test_a_hybrid_with_a_dropped_memory_trains_and_evaluates_without_it(tmp_path):
     """--layers builds a memory kind per layer (here layer 0 with every row writing) and --drop_memory switches its
-    memory off on that share of steps; the run ends with an evaluation without it (eval_dropped)."""
+    memory off on that share of steps; the log keeps those steps' running exact match, and the run ends with an
+    evaluation without it (eval_dropped)."""
     out = tmp_path / 'hybrid'
     layers = {'0': {'write_rows': 'all', 'key_map': 'l2', 'seq_delta': True, 'value_norm': True, 'd_mem': 32}}
     cmd = [sys.executable, os.path.join(os.path.dirname(ls.__file__), 'length_study.py'), '--minutes', '0.05',
            '--d_model', '32', '--n_layers', '2', '--n_heads', '2', '--seg_len', '16', '--mem_tokens', '4',
            '--d_mem', '8', '--eval_segs', '2', '--eval_n', '4', '--layers', json.dumps(layers),
-           '--drop_memory', '0:0.5', '--out', str(out)]
+           '--drop_memory', '0:0.5', '--tokens_per_step', '64', '--min_batch', '2', '--out', str(out)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=300)
     recs = [json.loads(line) for line in open(out / 'log.jsonl')]
     assert recs[0]['config']['layers'] == layers
     assert recs[-1]['eval_dropped'] == 2 and 0 <= recs[-1]['exact'] <= 1
+    steps = [r for r in recs if 'step' in r and 'nseg' in r]
+    assert steps and all(0 <= r['ema_dropped'] <= 1 for r in steps), "the dropped steps' own running exact match"
