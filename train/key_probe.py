@@ -19,13 +19,13 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from export import load_model  # noqa: E402
 from stream import SHIPPED_TOKENIZER  # noqa: E402
-from tasks import TaskSampler  # noqa: E402
+from tasks import TaskSampler, passkey_line  # noqa: E402
 from train import fold_sample  # noqa: E402
 
 
 def needle(tok, key):
-    """The pass key line's tokens exactly as tasks.py's passkey family writes it."""
-    return tok.encode(f'The pass key is {key}. Remember it. {key} is the pass key.\n')
+    """The pass key line's tokens, as the passkey family writes them."""
+    return tok.encode(passkey_line(key))
 
 
 def find(seg, sub):
@@ -36,9 +36,10 @@ def find(seg, sub):
 
 def other_digits(tok, key, rng):
     """A different key of as many digits whose pass key line has as many tokens (None if 200 draws found none)."""
+    want = len(needle(tok, key))
     for _ in range(200):
         other = str(rng.integers(10 ** (len(key) - 1), 10 ** len(key)))
-        if other != key and len(needle(tok, other)) == len(needle(tok, key)):
+        if other != key and len(needle(tok, other)) == want:
             return other
     return None
 

@@ -162,6 +162,11 @@ def _tok_encode(text):
     return np.asarray(_TOK.encode(text), np.int32)
 
 
+def passkey_line(key):
+    """The line that hides a pass key in the passkey family's filler (src/eval/passkey.ts writes the same one)."""
+    return f'The pass key is {key}. Remember it. {key} is the pass key.\n'
+
+
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
                  max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5, near=0.0, keep_names=0.0):
@@ -430,7 +435,7 @@ class TaskSampler:
     def _passkey(self, nseg, depth=None):
         r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
         key = str(r.randrange(10 ** (n := r.choice((4, 5, 5, 5, 6))) // 10, 10 ** n))
-        needle = np.asarray(self.tok.encode(f'The pass key is {key}. Remember it. {key} is the pass key.\n'), np.int32)
+        needle = np.asarray(self.tok.encode(passkey_line(key)), np.int32)
         T = nseg * self.L
         target = int(_depth(depth, r) * (T - len(needle)))
         placed = False
