@@ -140,6 +140,9 @@ def parse_args():
     p.add_argument('--eval_batch', type=int, default=32)
     p.add_argument('--threads', type=int, default=0)
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--value_init', type=float, default=0.0,
+                   help='armt: start the value projections (mv) at this std instead of zero. At zero, no gradient reaches '
+                        "what the memory tokens gather until mv has grown (RUNS.md run 22)")
     p.add_argument('--init', help="start from these weights (an earlier run's weights.pt, e.g. trained on shorter segments)")
     p.add_argument('--out', help='folder for log.jsonl and weights.pt')
     p.add_argument('--report', nargs='+', metavar='OUT', help='print the markdown table of finished runs and exit')
@@ -181,6 +184,9 @@ def main():
                  tie_qk=a.tie_qk, qk_conv=a.qk_conv, layers=a.layers)
     drop_layers, drop_p = parse_drop_memory(a.drop_memory)
     model = CtxModel(cfg)
+    if a.value_init:
+        for b in model.blocks:
+            torch.nn.init.normal_(b.mv.weight, std=a.value_init)
     if a.init:
         model.load_state_dict(torch.load(a.init, map_location='cpu'))
     model = model.to(a.device)

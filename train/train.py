@@ -137,6 +137,13 @@ def family_mix(spec):
     return mix
 
 
+def eval_families(args):
+    """The families the end-of-run evaluation asks, each once: the training mix's, then the dropped steps'
+    (--drop_families), which no full step may ask (run 22: with --families where_defined alone, pass keys went
+    unmeasured)."""
+    return list({**family_mix(args.families), **(family_mix(args.drop_families) if args.drop_families else {})})
+
+
 def curriculum(args):
     """The TaskSampler options the training streams are drawn with, those given only (the rest keep the sampler's
     defaults, the product-like streams): empty when training on those, non-empty when held-out evaluation should
@@ -520,7 +527,7 @@ def main():
     save_weights_parts(model, args.out)
     print(json.dumps({'saved': args.ckpt, **st}), flush=True)
     if args.eval_n > 0:
-        for fam in family_mix(args.families):
+        for fam in eval_families(args):
             for n in [int(x) for x in args.eval_segs.split(',')]:
                 r = {'eval': fam, 'nseg': n, 'tokens': n * cfg.seg_len, 'exact': round(evaluate(model, pool, args, cfg, n, fam, dev=dev), 3)}
                 first = n == int(args.eval_segs.split(',')[0])

@@ -112,3 +112,18 @@ def test_a_hybrid_with_a_dropped_memory_trains_and_evaluates_without_it(tmp_path
     assert recs[-1]['eval_dropped'] == 2 and 0 <= recs[-1]['exact'] <= 1
     steps = [r for r in recs if 'step' in r and 'nseg' in r]
     assert steps and all(0 <= r['ema_dropped'] <= 1 for r in steps), "the dropped steps' own running exact match"
+
+
+def test_value_init_starts_the_values_away_from_zero(tmp_path):
+    """--value_init: the value projections start at that std instead of ARMT's zero (run 22); with no training step
+    (--minutes 0) the saved weights show the start itself."""
+    def start(*extra):
+        out = tmp_path / ('v' + '_'.join(extra))
+        cmd = [sys.executable, os.path.join(os.path.dirname(ls.__file__), 'length_study.py'), '--minutes', '0',
+               '--d_model', '32', '--n_layers', '2', '--n_heads', '2', '--seg_len', '16', '--mem_tokens', '4',
+               '--d_mem', '8', '--eval_segs', '2', '--eval_n', '2', '--out', str(out), *extra]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+        return torch.load(out / 'weights.pt')
+    assert float(start()['blocks.0.mv.weight'].abs().max()) == 0
+    mv = start('--value_init', '0.05')['blocks.1.mv.weight']
+    assert 0.03 < float(mv.std()) < 0.07

@@ -30,6 +30,13 @@ def test_family_mix_takes_weights_or_the_defaults():
         train.family_mix('passkey,wher_defined')
 
 
+def test_the_evaluation_asks_the_dropped_steps_families_too():
+    ns = argparse.Namespace
+    assert train.eval_families(ns(families='where_defined', drop_families='passkey')) == ['where_defined', 'passkey']
+    assert train.eval_families(ns(families='passkey:1,where_defined:3', drop_families='passkey')) == ['passkey', 'where_defined']
+    assert train.eval_families(ns(families='passkey', drop_families=None)) == ['passkey']
+
+
 def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     model = CtxModel(cfg)
