@@ -142,7 +142,8 @@ def parse_args():
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--value_init', type=float, default=0.0,
                    help='armt: start the value projections (mv) at this std instead of zero. At zero, no gradient reaches '
-                        "what the memory tokens gather until mv has grown (RUNS.md run 22)")
+                        'what the memory tokens gather until mv has grown; started away from zero they did not learn '
+                        'sooner (RUNS.md run 22, one seed)')
     p.add_argument('--init', help="start from these weights (an earlier run's weights.pt, e.g. trained on shorter segments)")
     p.add_argument('--out', help='folder for log.jsonl and weights.pt')
     p.add_argument('--report', nargs='+', metavar='OUT', help='print the markdown table of finished runs and exit')
