@@ -139,8 +139,8 @@ def family_mix(spec):
 
 def eval_families(args):
     """The families the end-of-run evaluation asks, each once: the training mix's, then the dropped steps'
-    (--drop_families), which no full step may ask (run 22: with --families where_defined alone, pass keys went
-    unmeasured)."""
+    (--drop_families), which the full steps need not ask at all (run 22: with --families where_defined alone, pass
+    keys went unmeasured)."""
     return list({**family_mix(args.families), **(family_mix(args.drop_families) if args.drop_families else {})})
 
 
