@@ -94,7 +94,12 @@ def parse_args():
     p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
                    "does not depend on it; held-out numbers stay at the config's (the product's), except rank_eval's "
-                   "as-trained ones. A curriculum knob: a name binds to the path before it in short segments first (RUNS.md run 6)")
+                   "as-trained ones. A curriculum knob: a name binds to the path before it in short segments first (RUNS.md run 6), "
+                   "and memory tokens switch on from scratch at 64-128 rows, not at 512 (run 23). On a resumed run the "
+                   "checkpoint's length stays unless this is longer")
+    p.add_argument('--grow_seg_len', type=int, default=0,
+                   help='on mastery, double the training segments up to this many rows before adding segments (run 23: '
+                        'trained at 64 rows only, memory tokens answered no pass key at 512; grown to 256, 0.81)')
     p.add_argument('--gate_open_steps', type=int, default=0,
                    help="the memory's write gates held open on every row for this many steps, then learned: closed gates pass "
                         "no gradient to what a row would write, and they close before a name's row has learned to write its file (RUNS.md run 7)")
@@ -163,22 +168,25 @@ class Batches(torch.utils.data.IterableDataset):
     """Endless batches at the length the curriculum asks for (shared through a value the workers read), each
     with whether its step drops memories (--drop_memory, --drop_families)."""
 
-    def __init__(self, pool, args, cfg, nseg_value):
-        self.pool, self.args, self.cfg, self.nseg = pool, args, cfg, nseg_value
+    def __init__(self, pool, args, cfg, nseg_value, seg_len_value=None):
+        self.pool, self.args, self.cfg, self.nseg, self.seg_len = pool, args, cfg, nseg_value, seg_len_value
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         wid = info.id if info else 0
         seed = self.args.seed * 1000 + wid + int(time.time()) % 100000
-        L = train_seg_len(self.args, self.cfg)
-        sampler = TaskSampler(self.pool, self.args.tokenizer, L, seed, split='train', ask_all=self.args.ask_all,
-                              **curriculum(self.args))
+        L = sampler = None
         mix = family_mix(self.args.families)
         drop_mix = family_mix(self.args.drop_families) if self.args.drop_families else mix
         drop_p = parse_drop_memory(self.args.drop_memory)[1]
         rng = random.Random(seed)
         while True:
             nseg = self.nseg.value
+            want = self.seg_len.value if self.seg_len is not None else train_seg_len(self.args, self.cfg)
+            if want != L:   # the first batch, or the curriculum lengthened the segments (--grow_seg_len)
+                L = want
+                sampler = TaskSampler(self.pool, self.args.tokenizer, L, seed + L, split='train', ask_all=self.args.ask_all,
+                                      **curriculum(self.args))
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
             burn = rng.randint(0, self.args.burn_segs)
             # decided here, not in the training loop: a dropped step's batch may come from other families
@@ -405,6 +413,25 @@ def track_exact(st, exact, dropped):
     st[key] = 0.97 * st.get(key, 0.0) + 0.03 * exact
 
 
+def lengthen(st, args):
+    """The curriculum's next length on mastery, in st: longer segments first (up to --grow_seg_len), then more of
+    them (up to --max_segs). Returns what changed for the log, or None at the longest."""
+    if st['seg_len'] < args.grow_seg_len:
+        st['seg_len'] = min(args.grow_seg_len, st['seg_len'] * 2)
+        return {'curriculum_seg_len': st['seg_len']}
+    if st['nseg'] < args.max_segs:
+        st['nseg'] = min(args.max_segs, st['nseg'] * 2)
+        return {'curriculum': st['nseg']}
+    return None
+
+
+def mastered(st, args, drop_p):
+    """Time to lengthen: the running exact match is at --mastery, on the steps with memories dropped too (run 23's
+    hybrid: their pass keys came ~50 steps after the full steps' names), and the last step is 150 steps back."""
+    ok = st['ema'] >= args.mastery and (not drop_p or st.get('ema_dropped', 0.0) >= args.mastery)
+    return ok and st['step'] - st['last_up'] > 150
+
+
 def parse_drop_memory(spec):
     """--drop_memory 'LAYERS:P' -> ((layers...), p); None -> ((), 0.0)."""
     layers, p = parse_layers_value(spec, '--drop_memory', 'P', 0.5, 0.0)
@@ -429,7 +456,7 @@ def main():
     fast_layers, fast_mult = parse_fast_memory(args.fast_memory)
     drop_layers, drop_p = parse_drop_memory(args.drop_memory)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda', fast_layers=fast_layers, fast_mult=fast_mult)
-    st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
+    st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
     if args.fresh_row_memory and not args.carry:
@@ -441,6 +468,7 @@ def main():
         model.load_state_dict(ck['model'])
         opt.load_state_dict(ck['opt'])
         st.update(ck['state'])
+        st['seg_len'] = max(st['seg_len'], train_seg_len(args, cfg))   # segments never shrink on a resume
         if args.carry and ck.get('carry') is not None:
             carry.state, carry.age = ck['carry'][0], ck['carry'][1].cpu()
         if st['nseg'] != args.start_segs:
@@ -457,8 +485,8 @@ def main():
     print(json.dumps({'params': nparam, 'config': cfg.to_dict(), 'device': dev}), flush=True)
 
     import multiprocessing as mp
-    nseg_value = mp.Value('i', st['nseg'])
-    loader = torch.utils.data.DataLoader(Batches(pool, args, cfg, nseg_value), batch_size=None, num_workers=args.workers,
+    nseg_value, seg_len_value = mp.Value('i', st['nseg']), mp.Value('i', st['seg_len'])
+    loader = torch.utils.data.DataLoader(Batches(pool, args, cfg, nseg_value, seg_len_value), batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None, persistent_workers=False)
     t0 = time.time()
     budget = args.minutes * 60
@@ -466,7 +494,7 @@ def main():
     for nseg, burn, dropped, S, Q, Y, owner in loader:
         if time.time() - t0 > budget:
             break
-        if nseg != st['nseg']:
+        if nseg != st['nseg'] or S.shape[-1] != st['seg_len']:
             continue   # stale batch from before a curriculum step
         S, Q, Y, owner = (t.to(dev, non_blocking=True) for t in (S, Q, Y, owner))
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
@@ -502,14 +530,16 @@ def main():
         st['step'] += 1
         st['tokens'] += S.numel()
         track_exact(st, float(ex), dropped)
-        if st['ema'] >= args.mastery and st['nseg'] < args.max_segs and st['step'] - st['last_up'] > 150:
-            st['nseg'] = min(args.max_segs, st['nseg'] * 2)
-            nseg_value.value = st['nseg']
+        grown = lengthen(st, args) if mastered(st, args, drop_p) else None
+        if grown:
+            nseg_value.value, seg_len_value.value = st['nseg'], st['seg_len']
             st['last_up'], st['ema'] = st['step'], 0.0
-            print(json.dumps({'curriculum': st['nseg'], 'step': st['step']}), flush=True)
+            if drop_p:
+                st['ema_dropped'] = 0.0
+            print(json.dumps({**grown, 'step': st['step']}), flush=True)
         if st['step'] % args.log_every == 0:
             el = time.time() - t0
-            print(json.dumps({'step': st['step'], 'nseg': nseg, 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
+            print(json.dumps({'step': st['step'], 'nseg': nseg, 'seg_len': S.shape[-1], 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int(st['tokens'] / (st['seconds'] + el)) if st['seconds'] + el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2),
                               **({'dropped': dropped, 'ema_dropped': round(st.get('ema_dropped', 0.0), 3)} if drop_p else {}),
@@ -520,6 +550,7 @@ def main():
             save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0}, carry)
             last_save = time.time()
     st['seconds'] += time.time() - t0
+    args.seg_len = st['seg_len']   # rank_eval's as-trained streams: at the length the run ended at (--grow_seg_len)
     model.open_gates(False)
     model.use_memories()
     save(args.ckpt, model, opt, st, carry)

@@ -250,3 +250,32 @@ def test_drop_memory_switches_the_layers_memories_off_for_a_step_and_back_on():
     for bad in ('a:b', '0:2'):
         with pytest.raises(SystemExit):
             train.parse_drop_memory(bad)
+
+
+def test_the_curriculum_lengthens_the_segments_first_then_adds_segments():
+    """--grow_seg_len (run 23: memory tokens switch on at 64-128 rows and must be grown to the product's 512)."""
+    args = argparse.Namespace(grow_seg_len=256, max_segs=4, mastery=0.8)
+    st = {'seg_len': 64, 'nseg': 2, 'step': 1000, 'last_up': 0, 'ema': 0.9}
+    grown = [train.lengthen(st, args) for _ in range(4)]
+    assert grown == [{'curriculum_seg_len': 128}, {'curriculum_seg_len': 256}, {'curriculum': 4}, None]
+    assert (st['seg_len'], st['nseg']) == (256, 4)
+
+
+def test_mastery_waits_for_the_dropped_steps_and_150_steps():
+    args = argparse.Namespace(mastery=0.8)
+    st = {'step': 400, 'last_up': 200, 'ema': 0.9, 'ema_dropped': 0.5}
+    assert train.mastered(st, args, drop_p=0.0)
+    assert not train.mastered(st, args, drop_p=0.5)
+    st['ema_dropped'] = 0.85
+    assert train.mastered(st, args, drop_p=0.5)
+    st['last_up'] = 300
+    assert not train.mastered(st, args, drop_p=0.5)
+
+
+def test_workers_draw_at_the_segment_length_the_curriculum_grows_to(pool):  # noqa: F811
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    seg_len = argparse.Namespace(value=32)
+    batches = iter(train.Batches(pool, batch_args(), cfg, argparse.Namespace(value=2), seg_len))
+    assert next(batches)[3].shape[1:] == (2, 32)
+    seg_len.value = 64
+    assert next(batches)[3].shape[1:] == (2, 64)
