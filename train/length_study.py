@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
-from train import make_optimizer, parse_drop_memory, set_lr  # noqa: E402
+from train import lengthen, make_optimizer, parse_drop_memory, set_lr  # noqa: E402
 
 PAD, KEY, Q, VAL = 0, 1, 2, 3
 DIGITS = torch.arange(4, 14)          # 10 value symbols
@@ -221,12 +221,11 @@ def main():
         ema = 0.95 * ema + 0.05 * float(ex)
         ema_dropped = 0.95 * ema_dropped + 0.05 * float(ex) if dropped else ema_dropped
         if ema >= a.mastery and step - last_up >= 50:
-            if cfg.seg_len < a.grow_seg_len:
-                cfg.seg_len, ema, last_up = min(2 * cfg.seg_len, a.grow_seg_len), 0.0, step
-                emit({'curriculum_seg_len': cfg.seg_len, 'step': step})
-            elif nseg < a.max_segs:
-                nseg, ema, last_up = nseg * 2, 0.0, step
-                emit({'curriculum': nseg, 'step': step})
+            length = {'seg_len': cfg.seg_len, 'nseg': nseg}
+            grown = lengthen(length, a)
+            if grown:
+                cfg.seg_len, nseg, ema, last_up = length['seg_len'], length['nseg'], 0.0, step
+                emit({**grown, 'step': step})
         if step % 10 == 0:
             emit({'step': step, 'nseg': nseg, 'ans': round(float(ans), 3), 'exact': round(float(ex), 3),
                   'ema': round(ema, 3), 'tokens': tokens, 'min': round((time.time() - t0) / 60, 2),

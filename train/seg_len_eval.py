@@ -10,6 +10,7 @@ where_defined exact match. One JSON line per length, on the CPU.
       --weights runs/hl64-c1/weights.pt --pool /tmp/pool.pkl.gz --seg_lens 64,128,256 --off 0,1,2 --n 32
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -26,18 +27,14 @@ from train import evaluate  # noqa: E402
 def exact_at(model, pool, seg_len, nseg=2, n=32, off=()):
     """{'seg_len', 'passkey', 'passkey_off' (when off), 'where_defined'}: held-out exact match on n streams of nseg
     segments of seg_len rows."""
-    cfg = model.cfg
-    saved, cfg.seg_len = cfg.seg_len, seg_len   # evaluate draws its streams at cfg.seg_len
+    cfg = dataclasses.replace(model.cfg, seg_len=seg_len)   # evaluate draws its streams at cfg.seg_len
     args = argparse.Namespace(tokenizer=SHIPPED_TOKENIZER, eval_n=n)
-    try:
-        r = {'seg_len': seg_len, 'passkey': evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')}
-        if off:
-            model.use_memories(off)
-            r['passkey_off'] = evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')
-            model.use_memories()
-        r['where_defined'] = evaluate(model, pool, args, cfg, nseg, 'where_defined', dev='cpu')
-    finally:
-        cfg.seg_len = saved
+    r = {'seg_len': seg_len, 'passkey': evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')}
+    if off:
+        model.use_memories(off)
+        r['passkey_off'] = evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')
+        model.use_memories()
+    r['where_defined'] = evaluate(model, pool, args, cfg, nseg, 'where_defined', dev='cpu')
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
 
 
