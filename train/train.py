@@ -73,6 +73,10 @@ def parse_args():
                    help='with --carry: the layers whose every row writes start each stream empty, and only the memory-token '
                         'layers carry: an answer from an earlier stream (--ask_back) can then come only from those, which '
                         'a long input does not overwrite (RUNS.md run 17)')
+    p.add_argument('--fresh_token_memory', action='store_true',
+                   help='with --carry, the inverse of --fresh_row_memory: the memory-token layers start each stream empty and '
+                        'only the every-row layers carry, so that only they learn to live with a long memory (run 24: carrying '
+                        'both cost the memory tokens\' own pass keys, 0.94 -> 0.47)')
     p.add_argument('--fast_memory', metavar='LAYERS:MULT',
                    help='the memory parameters of these layers learn MULT times faster (e.g. 0:10): a memory added to '
                         'trained weights (zero values at the start) barely moved at the base rate (RUNS.md run 17). Give '
@@ -331,6 +335,18 @@ class Carry:
         return Q.to(dev), Y.to(dev), torch.cat([o for _, _, o in rows]).to(dev)
 
 
+def carry_mask(model, args):
+    """What of a carried state the next stream starts from (Carry's mask): without the every-row layers'
+    (--fresh_row_memory) or without the memory-token layers' (--fresh_token_memory); None: all of it."""
+    if args.fresh_row_memory and args.fresh_token_memory:
+        raise SystemExit('--fresh_row_memory and --fresh_token_memory together carry nothing: give one')
+    if args.fresh_row_memory:
+        return model.state_mask(lambda b: not (b.has_memory and b.write_all)).cpu()
+    if args.fresh_token_memory:
+        return model.state_mask(lambda b: not (b.has_memory and not b.write_all)).cpu()
+    return None
+
+
 def save(path, model, opt, state, carry=None):
     tmp = path + '.tmp'
     torch.save({'model': model.state_dict(), 'opt': opt.state_dict(), 'state': state,
@@ -459,10 +475,9 @@ def main():
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
-    if args.fresh_row_memory and not args.carry:
-        raise SystemExit('--fresh_row_memory says what a carried memory keeps: give --carry too')
-    mask = model.state_mask(lambda b: not (b.has_memory and b.write_all)).cpu() if args.fresh_row_memory else None
-    carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
+    if (args.fresh_row_memory or args.fresh_token_memory) and not args.carry:
+        raise SystemExit('--fresh_row_memory and --fresh_token_memory say what a carried memory keeps: give --carry too')
+    carry = Carry(args.carry, args.ask_back, carry_mask(model, args)) if args.carry else None
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
         model.load_state_dict(ck['model'])

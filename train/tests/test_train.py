@@ -136,21 +136,28 @@ def test_carried_memory_continues_the_stream(pool):  # noqa: F811
     assert float(carry.start(2, 'cpu').abs().sum()) == 0 and carry.age.tolist() == [0, 0]
 
 
-def test_fresh_row_memory_carries_only_the_memory_token_layers():
-    """A hybrid (layer 0 written by every row, layer 1 by the memory tokens): with the mask of --fresh_row_memory
-    a carried state keeps layer 1 and starts layer 0 empty."""
+@pytest.mark.parametrize('flag, kept', [('fresh_row_memory', 1), ('fresh_token_memory', 0)])
+def test_fresh_memory_flags_carry_only_the_other_kind_of_layer(flag, kept):
+    """A hybrid (layer 0 written by every row, layer 1 by the memory tokens): --fresh_row_memory's mask carries
+    layer 1 and starts layer 0 empty; --fresh_token_memory's the other way round."""
     from test_model import HYBRID_LAYER
     model = CtxModel(Config(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8,
                             layers={'0': HYBRID_LAYER}))
-    mask = model.state_mask(lambda b: not (b.has_memory and b.write_all))
-    carry = train.Carry(mean=1e9, mask=mask)
+    args = argparse.Namespace(fresh_row_memory=flag == 'fresh_row_memory', fresh_token_memory=flag == 'fresh_token_memory')
+    carry = train.Carry(mean=1e9, mask=train.carry_mask(model, args))
     carry.start(2, 'cpu')
     end = torch.randn(2, model.cfg.state_size)
     carry.end(end, 4)
-    (m0, z0), (m1, z1) = model.unpack(carry.start(2, 'cpu'))
-    (_, _), (e1, f1) = model.unpack(end)
-    assert m0.abs().sum() == 0 and z0.abs().sum() == 0
-    assert torch.equal(m1, e1) and torch.equal(z1, f1)
+    started, ended = model.unpack(carry.start(2, 'cpu')), model.unpack(end)
+    assert torch.equal(started[kept][0], ended[kept][0]) and torch.equal(started[kept][1], ended[kept][1])
+    assert started[1 - kept][0].abs().sum() == 0 and started[1 - kept][1].abs().sum() == 0
+
+
+def test_carry_mask_refuses_both_fresh_flags_and_is_none_without_them():
+    model = CtxModel(Config(vocab_size=64, d_model=32, n_layers=1, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8))
+    assert train.carry_mask(model, argparse.Namespace(fresh_row_memory=False, fresh_token_memory=False)) is None
+    with pytest.raises(SystemExit):
+        train.carry_mask(model, argparse.Namespace(fresh_row_memory=True, fresh_token_memory=True))
 
 
 def test_optimizer_step_skips_non_finite_losses_and_gradients():
