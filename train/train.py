@@ -503,7 +503,7 @@ def main():
     nseg_value, seg_len_value = mp.Value('i', st['nseg']), mp.Value('i', st['seg_len'])
     loader = torch.utils.data.DataLoader(Batches(pool, args, cfg, nseg_value, seg_len_value), batch_size=None, num_workers=args.workers,
                                          prefetch_factor=2 if args.workers else None, persistent_workers=False)
-    t0 = time.time()
+    t0, tokens0 = time.time(), st['tokens']   # tok_s: this chunk's rate (a resumed run's average hid a slowdown, run 24)
     budget = args.minutes * 60
     last_save = time.time()
     for nseg, burn, dropped, S, Q, Y, owner in loader:
@@ -555,7 +555,7 @@ def main():
         if st['step'] % args.log_every == 0:
             el = time.time() - t0
             print(json.dumps({'step': st['step'], 'nseg': nseg, 'seg_len': S.shape[-1], 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
-                              'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int(st['tokens'] / (st['seconds'] + el)) if st['seconds'] + el > 0 else 0,
+                              'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int((st['tokens'] - tokens0) / el) if el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2),
                               **({'dropped': dropped, 'ema_dropped': round(st.get('ema_dropped', 0.0), 3)} if drop_p else {}),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
