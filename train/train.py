@@ -338,6 +338,8 @@ class Carry:
 def carry_mask(model, args):
     """What of a carried state the next stream starts from (Carry's mask): without the every-row layers'
     (--fresh_row_memory) or without the memory-token layers' (--fresh_token_memory); None: all of it."""
+    if (args.fresh_row_memory or args.fresh_token_memory) and not args.carry:
+        raise SystemExit('--fresh_row_memory and --fresh_token_memory say what a carried memory keeps: give --carry too')
     if args.fresh_row_memory and args.fresh_token_memory:
         raise SystemExit('--fresh_row_memory and --fresh_token_memory together carry nothing: give one')
     if args.fresh_row_memory:
@@ -475,9 +477,8 @@ def main():
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
-    if (args.fresh_row_memory or args.fresh_token_memory) and not args.carry:
-        raise SystemExit('--fresh_row_memory and --fresh_token_memory say what a carried memory keeps: give --carry too')
-    carry = Carry(args.carry, args.ask_back, carry_mask(model, args)) if args.carry else None
+    mask = carry_mask(model, args)
+    carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
     if os.path.exists(args.ckpt):
         ck = torch.load(args.ckpt, map_location=dev)
         model.load_state_dict(ck['model'])

@@ -143,7 +143,7 @@ def test_fresh_memory_flags_carry_only_the_other_kind_of_layer(flag, kept):
     from test_model import HYBRID_LAYER
     model = CtxModel(Config(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8,
                             layers={'0': HYBRID_LAYER}))
-    args = argparse.Namespace(fresh_row_memory=flag == 'fresh_row_memory', fresh_token_memory=flag == 'fresh_token_memory')
+    args = argparse.Namespace(carry=16, fresh_row_memory=flag == 'fresh_row_memory', fresh_token_memory=flag == 'fresh_token_memory')
     carry = train.Carry(mean=1e9, mask=train.carry_mask(model, args))
     carry.start(2, 'cpu')
     end = torch.randn(2, model.cfg.state_size)
@@ -153,11 +153,16 @@ def test_fresh_memory_flags_carry_only_the_other_kind_of_layer(flag, kept):
     assert started[1 - kept][0].abs().sum() == 0 and started[1 - kept][1].abs().sum() == 0
 
 
-def test_carry_mask_refuses_both_fresh_flags_and_is_none_without_them():
+def test_carry_mask_refuses_both_fresh_flags_or_one_without_carry_and_is_none_without_them():
     model = CtxModel(Config(vocab_size=64, d_model=32, n_layers=1, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8))
-    assert train.carry_mask(model, argparse.Namespace(fresh_row_memory=False, fresh_token_memory=False)) is None
-    with pytest.raises(SystemExit):
-        train.carry_mask(model, argparse.Namespace(fresh_row_memory=True, fresh_token_memory=True))
+    ns = argparse.Namespace
+    assert train.carry_mask(model, ns(carry=16, fresh_row_memory=False, fresh_token_memory=False)) is None
+    assert train.carry_mask(model, ns(carry=0, fresh_row_memory=False, fresh_token_memory=False)) is None
+    for bad in (ns(carry=16, fresh_row_memory=True, fresh_token_memory=True),
+                ns(carry=0, fresh_row_memory=True, fresh_token_memory=False),
+                ns(carry=0, fresh_row_memory=False, fresh_token_memory=True)):
+        with pytest.raises(SystemExit):
+            train.carry_mask(model, bad)
 
 
 def test_optimizer_step_skips_non_finite_losses_and_gradients():
