@@ -49,6 +49,10 @@ def parse_args():
     p.add_argument('--start_segs', type=int, default=2,
                    help="segments per stream at the start; a resumed checkpoint keeps its own count (RUNS.md run 8, command 4)")
     p.add_argument('--max_segs', type=int, default=64)
+    p.add_argument('--mix_segs', type=int, default=0, metavar='SHORTEST',
+                   help="each batch's streams are SHORTEST to the curriculum's length long, drawn log-uniformly (each doubling "
+                        "as often), at the same tokens a step: names and pass keys trained at one length fade by 4x it (RUNS.md "
+                        "runs 24-25), the product's inputs are 10-2,000 segments. Mastery then counts the mix")
     p.add_argument('--mastery', type=float, default=0.7)
     p.add_argument('--ans_weight', type=float, default=5.0)
     p.add_argument('--burn_segs', type=int, default=0,
@@ -185,7 +189,7 @@ class Batches(torch.utils.data.IterableDataset):
         drop_p = parse_drop_memory(self.args.drop_memory)[1]
         rng = random.Random(seed)
         while True:
-            nseg = self.nseg.value
+            nseg = draw_segs(rng, self.nseg.value, self.args.mix_segs)
             want = self.seg_len.value if self.seg_len is not None else train_seg_len(self.args, self.cfg)
             if want != L:   # the first batch, or the curriculum lengthened the segments (--grow_seg_len)
                 L = want
@@ -199,6 +203,22 @@ class Batches(torch.utils.data.IterableDataset):
 
 
 @torch.no_grad()
+def draw_segs(rng, longest, shortest=0):
+    """A batch's segments per stream: the curriculum's length, or with --mix_segs one drawn log-uniformly between
+    shortest and it, so that each doubling of length gets as many steps."""
+    if not shortest or shortest >= longest:
+        return longest
+    return min(longest, max(shortest, round(math.exp(rng.uniform(math.log(shortest), math.log(longest))))))
+
+
+def stale(nseg, seg_len, st, args):
+    """A batch drawn before the curriculum's last step (the workers read the length shared with them): the wrong
+    segments, or the wrong count of them; with --mix_segs any count up to the current length is one the mix draws."""
+    if seg_len != st['seg_len']:
+        return True
+    return nseg > st['nseg'] if args.mix_segs else nseg != st['nseg']
+
+
 def fold_segments(model, S, state=None):
     """The memory after folding segments S [B,n,N] one by one into state (None: an empty one), without gradients."""
     state = model.empty_state(S.shape[0], S.device) if state is None else state
@@ -477,6 +497,8 @@ def main():
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
+    if args.mix_segs and args.carry:
+        raise SystemExit('--mix_segs changes the batch size every step, and a carried memory starts afresh whenever it does: give one')
     mask = carry_mask(model, args)
     carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
     if os.path.exists(args.ckpt):
@@ -510,8 +532,8 @@ def main():
     for nseg, burn, dropped, S, Q, Y, owner in loader:
         if time.time() - t0 > budget:
             break
-        if nseg != st['nseg'] or S.shape[-1] != st['seg_len']:
-            continue   # stale batch from before a curriculum step
+        if stale(nseg, S.shape[-1], st, args):
+            continue
         S, Q, Y, owner = (t.to(dev, non_blocking=True) for t in (S, Q, Y, owner))
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
@@ -558,6 +580,7 @@ def main():
             print(json.dumps({'step': st['step'], 'nseg': nseg, 'seg_len': S.shape[-1], 'bsz': S.shape[0], 'rows': Q.shape[0], 'lm': round(float(lm), 3), 'ans': round(float(ans), 3),
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int((st['tokens'] - tokens0) / el) if el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2),
+                              **({'curriculum_segs': st['nseg']} if args.mix_segs else {}),
                               **({'dropped': dropped, 'ema_dropped': round(st.get('ema_dropped', 0.0), 3)} if drop_p else {}),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
                               **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {}),

@@ -19,7 +19,7 @@ def batch_args(**kw):
     return argparse.Namespace(**{'tokenizer': TOKENIZER, 'seed': 0, 'ask_all': False, 'families': 'passkey',
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
                                  'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
-                                 'share_dir': None, 'drop_memory': None, 'drop_families': None,
+                                 'share_dir': None, 'drop_memory': None, 'drop_families': None, 'mix_segs': 0,
                                  **kw})
 
 
@@ -291,3 +291,29 @@ def test_workers_draw_at_the_segment_length_the_curriculum_grows_to(pool):  # no
     assert next(batches)[3].shape[1:] == (2, 32)
     seg_len.value = 64
     assert next(batches)[3].shape[1:] == (2, 64)
+
+
+def test_mix_segs_draws_each_doubling_of_length_about_as_often_and_only_within_its_range():
+    rng = __import__('random').Random(0)
+    assert {train.draw_segs(rng, 16) for _ in range(50)} == {16}          # no mix: the curriculum's length
+    assert train.draw_segs(rng, 16, 16) == 16 and train.draw_segs(rng, 8, 16) == 8
+    draws = [train.draw_segs(rng, 64, 4) for _ in range(4000)]
+    assert min(draws) == 4 and max(draws) == 64
+    per_doubling = [sum(lo <= d < 2 * lo for d in draws) for lo in (5, 10, 20)]   # 5-9, 10-19, 20-39: 1/4 each
+    assert all(800 < n < 1200 for n in per_doubling), per_doubling
+
+
+def test_a_mixed_batch_is_stale_only_when_longer_than_the_curriculum_allows():
+    st, fixed, mixed = {'nseg': 16, 'seg_len': 512}, argparse.Namespace(mix_segs=0), argparse.Namespace(mix_segs=4)
+    assert not train.stale(16, 512, st, fixed) and train.stale(8, 512, st, fixed)
+    assert not train.stale(8, 512, st, mixed) and not train.stale(16, 512, st, mixed) and train.stale(32, 512, st, mixed)
+    assert train.stale(16, 256, st, mixed)
+
+
+def test_workers_mix_stream_lengths_at_the_same_tokens_a_step(pool):  # noqa: F811
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    args = batch_args(mix_segs=2, tokens_per_step=16 * 32, min_batch=1)
+    batches = iter(train.Batches(pool, args, cfg, argparse.Namespace(value=8), argparse.Namespace(value=32)))
+    shapes = [next(batches)[3].shape for _ in range(16)]
+    assert {s[1] for s in shapes} <= set(range(2, 9)) and len({s[1] for s in shapes}) > 2
+    assert all(s[0] == 16 // s[1] for s in shapes)    # shorter streams, more of them
