@@ -202,7 +202,6 @@ class Batches(torch.utils.data.IterableDataset):
             yield nseg, burn, dropped, *sampler.batch(bsz, burn + nseg, families=drop_mix if dropped else mix)
 
 
-@torch.no_grad()
 def draw_segs(rng, longest, shortest=0):
     """A batch's segments per stream: the curriculum's length, or with --mix_segs one drawn log-uniformly between
     shortest and it, so that each doubling of length gets as many steps."""
@@ -219,6 +218,7 @@ def stale(nseg, seg_len, st, args):
     return nseg > st['nseg'] if args.mix_segs else nseg != st['nseg']
 
 
+@torch.no_grad()
 def fold_segments(model, S, state=None):
     """The memory after folding segments S [B,n,N] one by one into state (None: an empty one), without gradients."""
     state = model.empty_state(S.shape[0], S.device) if state is None else state

@@ -98,6 +98,7 @@ def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F8
     model = CtxModel(cfg)
     S, Q, Y, owner = long
     S = S[:, -3:]          # 3 segments: the first burnt, 2 trained (the question is about the whole stream; any will do)
+    assert not train.fold_segments(model, S[:, :1]).requires_grad   # burnt segments: no graph kept, no gradient
     torch.manual_seed(0)
     whole = model(S, Q, Y, owner=owner)
     for ckpt in (False, True):
