@@ -51,7 +51,7 @@ def parse_args():
     p.add_argument('--max_segs', type=int, default=64)
     p.add_argument('--mix_segs', type=int, default=0, metavar='SHORTEST',
                    help="each batch's streams are SHORTEST to the curriculum's length long, drawn log-uniformly (each doubling "
-                        "as often), at the same tokens a step: names and pass keys trained at one length fade by 4x it (RUNS.md "
+                        "as often), at the same tokens a step (but --min_batch streams at least): names and pass keys trained at one length fade by 4x it (RUNS.md "
                         "runs 24-25), the product's inputs are 10-2,000 segments. Mastery then counts the mix")
     p.add_argument('--mastery', type=float, default=0.7)
     p.add_argument('--ans_weight', type=float, default=5.0)

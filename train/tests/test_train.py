@@ -1,6 +1,7 @@
 """train.py's pieces that run before and after the GPU loop: the family mix and the ranked where_defined eval."""
 import argparse
 import os
+import random
 import sys
 
 import pytest
@@ -295,7 +296,7 @@ def test_workers_draw_at_the_segment_length_the_curriculum_grows_to(pool):  # no
 
 
 def test_mix_segs_draws_each_doubling_of_length_about_as_often_and_only_within_its_range():
-    rng = __import__('random').Random(0)
+    rng = random.Random(0)
     assert {train.draw_segs(rng, 16) for _ in range(50)} == {16}          # no mix: the curriculum's length
     assert train.draw_segs(rng, 16, 16) == 16 and train.draw_segs(rng, 8, 16) == 8
     draws = [train.draw_segs(rng, 64, 4) for _ in range(4000)]
