@@ -169,7 +169,7 @@ def passkey_line(key):
 
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
-                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5, near=0.0, keep_names=0.0):
+                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5, near=0.0, keep_names=0.0, names_per_file=1):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
         sit a few lines apart, so the model can bind them within one segment before it must across segments.
@@ -186,9 +186,12 @@ class TaskSampler:
         in an earlier file (see near_miss). 0 keeps streams as before.
         keep_names: how often a where_defined definition keeps its own name instead of a fresh one (see named). The
         answer, a fresh path, is drawn per sample either way, so nothing can be memorised; what a kept name adds is
-        that the asked name looks like every other name in the file, as in a real repository."""
+        that the asked name looks like every other name in the file, as in a real repository.
+        names_per_file: with ask_all, up to this many names of one window are asked (its marked definition, then
+        other definitions of the file inside it under their own names): a real repository asks about many names of
+        one file, and a model asked one name per file learnt to name one large file for all of them (RUNS.md run 26)."""
         self.def_lead, self.max_defs, self.ask_all, self.mentions = def_lead, max_defs, ask_all, mentions
-        self.share_dir, self.near, self.keep_names = share_dir, near, keep_names
+        self.share_dir, self.near, self.keep_names, self.names_per_file = share_dir, near, keep_names, names_per_file
         if isinstance(pool, str):
             pool = load_pool(pool)
         assert split in ('train', 'heldout')
@@ -542,6 +545,22 @@ class TaskSampler:
                 defined.setdefault(w.name, (path, 0))
         return st, wins, defined
 
+    def _where_question(self, name, kind):
+        what = {'class': 'class', 'function': 'function', 'method': 'method', 'interface': 'interface',
+                'type': 'type', 'enum': 'enum'}.get(kind, 'constant' if name.isupper() else 'variable')
+        return self.rng.choice([f'where is {name} defined?', f'which file defines {name}?', f'where is the {what} {name}?',
+                                f'in which file is {name} defined?', f'where can I find the definition of {name}?',
+                                f'Where is {name} defined?', f'which file has the {what} {name}?'])
+
+    def _more_names(self, w, k, st, own, big):
+        """[(name, kind)] of window k's other definitions that can be asked under their own names (names_per_file):
+        defined inside the window, which lies wholly inside the stream, and written in no other file of the stream."""
+        if self.names_per_file < 2 or not st.inside(('end', k)):
+            return []
+        defs = [(d[0], d[1]) for d in self.eligible.get(w.file, []) if w.l0 <= d[2] < w.l1 and d[0] != w.name
+                and _find_word(w.text, d[0]) and big.count(d[0]) == own.count(d[0])]
+        return self.rng.sample(defs, len(defs))
+
     def _where_defined(self, nseg, depth=None):
         r = self.rng
         st, wins, defined = self._code_stream(nseg)
@@ -554,19 +573,16 @@ class TaskSampler:
         else:
             r.shuffle(cands)
         big = '\n'.join(st.texts)
-        asked = []
+        asked, most = [], 4 if self.ask_all else 1
         for k in cands[:8]:
             w, path, ti = wins[k]
             own = st.texts[ti]
             # the fresh name occurs in this file only, or elsewhere only where mention put it
             if big.count(w.name) == own.count(w.name) + defined.get(w.name, ('', 0))[1]:
-                what = {'class': 'class', 'function': 'function', 'method': 'method', 'interface': 'interface',
-                        'type': 'type', 'enum': 'enum'}.get(w.def_kind, 'constant' if w.name.isupper() else 'variable')
-                q = r.choice([f'where is {w.name} defined?', f'which file defines {w.name}?', f'where is the {what} {w.name}?',
-                              f'in which file is {w.name} defined?', f'where can I find the definition of {w.name}?',
-                              f'Where is {w.name} defined?', f'which file has the {what} {w.name}?'])
-                asked.append((k, w, q, path))
-                if len(asked) == (4 if self.ask_all else 1):
+                asked.append((k, w, self._where_question(w.name, w.def_kind), path))
+                for name, kind in self._more_names(w, k, st, own, big)[:min(self.names_per_file - 1, most - len(asked))]:
+                    asked.append((k, w, self._where_question(name, kind), path))
+                if len(asked) >= most:
                     break
         if not asked:
             return None

@@ -133,6 +133,8 @@ def add_sampler_flags(p):
                    'with a renamed name (TaskSampler near): pieces of a name stop pointing at one file (RUNS.md run 13)')
     p.add_argument('--keep_names', type=float, help='where_defined: how often the asked definition keeps its own name instead of '
                    'a fresh one (TaskSampler keep_names): a real repository asks about names as written (RUNS.md run 15)')
+    p.add_argument('--names_per_file', type=int, help='where_defined with --ask_all: up to this many names of one file asked, '
+                   'the others under their own names (TaskSampler names_per_file): a repository asks many per file (RUNS.md run 26)')
     p.add_argument('--share_dir', type=float, help='where_defined: how often a code or text file goes into a directory an earlier '
                    'file of its stream is in (TaskSampler share_dir, default 0.5; run 8 bound names from scratch at 0)')
     p.add_argument('--mentions', type=float, help='where_defined: how often a later code file imports or calls a renamed name '
@@ -163,7 +165,7 @@ def curriculum(args):
     also report streams drawn as trained."""
     opts = {'win': tuple(int(x) for x in args.win.split(',')) if args.win else None,
             'def_lead': args.def_lead, 'max_defs': args.max_defs, 'mentions': args.mentions, 'near': args.near,
-            'keep_names': args.keep_names, 'share_dir': args.share_dir}
+            'keep_names': args.keep_names, 'share_dir': args.share_dir, 'names_per_file': args.names_per_file}
     return {k: v for k, v in opts.items() if v is not None}
 
 

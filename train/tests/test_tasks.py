@@ -208,6 +208,28 @@ def test_keep_names_asks_definitions_under_their_own_names(pool):
         assert all(w.name not in {d[0] for d in fresh.files[w.file]['defs']} for w, _, _ in wins if w.name)
 
 
+def test_names_per_file_asks_several_names_of_one_file(pool):
+    """names_per_file 3: a stream may ask several names of one file (a real repository asks many per file), each
+    written in that file only, under its own name."""
+    many = tasks.TaskSampler(pool, TOKENIZER, L, seed=5, split='train', win=(128, 512), ask_all=True, keep_names=1.0,
+                             names_per_file=3)
+    name_of = re.compile(r'(?:where is the \w+|which file has the \w+|definition of|which file defines|[Ww]here is|file is) '
+                         r'(\S+?)(?: defined)?\?')
+    shared = 0
+    for _ in range(12):
+        s = many.sample(8, 'where_defined')
+        docs = dict(tasks.decode_stream(many.tok, s.segments))
+        asked = [(s.question, s.answer)] + s.more
+        assert len(asked) <= 4
+        paths = [many.tok.decode(a[:-1]) for _, a in asked]
+        shared += len(paths) - len(set(paths))
+        for (q, _), path in zip(asked, paths):
+            name = name_of.search(many.tok.decode(q)).group(1)
+            holders = [head for head, text in docs.items() if re.search(r'\b' + re.escape(name) + r'\b', text)]
+            assert len(holders) == 1 and holders[0].endswith(path), (name, path, holders)
+    assert shared > 0, 'some streams ask two names of one file'
+
+
 def test_ask_all_asks_every_renamed_definition_of_the_stream(pool):
     every = tasks.TaskSampler(pool, TOKENIZER, L, seed=7, split='train', win=(32, 256), ask_all=True)
     more = 0

@@ -20,7 +20,7 @@ def batch_args(**kw):
     return argparse.Namespace(**{'tokenizer': TOKENIZER, 'seed': 0, 'ask_all': False, 'families': 'passkey',
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
                                  'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
-                                 'share_dir': None, 'drop_memory': None, 'drop_families': None, 'mix_segs': 0,
+                                 'names_per_file': None, 'share_dir': None, 'drop_memory': None, 'drop_families': None, 'mix_segs': 0,
                                  **kw})
 
 
@@ -51,9 +51,9 @@ def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
 
 def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
     args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=2, win='48,64', def_lead=0, max_defs=1, mentions=0.5, near=0.5,
-                              keep_names=0.5, share_dir=0.0, seg_len=None)
+                              keep_names=0.5, share_dir=0.0, names_per_file=2, seg_len=None)
     assert train.curriculum(args) == {'win': (48, 64), 'def_lead': 0, 'max_defs': 1, 'mentions': 0.5, 'near': 0.5,
-                                      'keep_names': 0.5, 'share_dir': 0.0}
+                                      'keep_names': 0.5, 'share_dir': 0.0, 'names_per_file': 2}
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     top1, top3 = train.rank_eval(CtxModel(cfg), pool, args, cfg, 4, dev='cpu', as_trained=True)
     assert 0 <= top1 <= top3 <= 1
