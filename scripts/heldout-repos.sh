@@ -18,7 +18,7 @@ for d in "${REPOS[@]}"; do
   node bin/run.js eval repo "$d" --model "$MODEL" --json > "$OUT/$(basename "$d").json"
 done
 python3 - "$OUT" <<'PY'
-import collections, glob, json, sys
+import glob, json, sys
 total = [0] * 9
 print(f'{"repository":<12} {"files":>5} {"tokens":>7}  identifiers: top-1 top-3 memory-off BM25-top-1 BM25-top-3 of n'
       '  distinct answers/paths  top-1 beyond the commonest answer')
@@ -28,10 +28,7 @@ for f in sorted(glob.glob(sys.argv[1] + '/*.json')):
     n = x['n']
     row = [round(x[k] * n) for k in ('top1', 'top3', 'memoryOffTop1', 'bm25Top1', 'bm25Top3')] + [n]
     # the names defined outside the file the model names most: what it finds there is recall, not one fixed answer
-    ids = [r for r in d['results'] if r['kind'] == 'identifier']
-    commonest = collections.Counter(r['answer'] for r in ids).most_common(1)[0][0]
-    rest = [r for r in ids if r['path'] != commonest]
-    beyond = [sum(r['top1'] for r in rest), len(rest)]
+    beyond = [x['othersRight'], x['othersAsked']]
     total = [a + b for a, b in zip(total, row + [d['tokens']] + beyond)]
     print(f'{f.rsplit("/", 1)[1][:-5]:<12} {d["files"]:>5} {d["tokens"]:>7}  ' + ' '.join(f'{v:>5}' for v in row)
           + f'  {x["distinctAnswers"]:>7}/{x["distinctPaths"]}  {beyond[0]:>13} of {beyond[1]}')

@@ -49,10 +49,10 @@ test('the BM25 baseline indexes every document the ingest folds from fixtures/re
 });
 
 test('answerSpread tells a model that answers one path whatever it is asked from one that follows the question', () => {
-  const asked = [['a.py', 'a.py'], ['a.py', 'b.py'], ['a.py', 'b.py'], ['a.py', 'c.py']].map(([answer, path]) => ({ answer, path }));
-  assert.deepEqual(answerSpread(asked), { distinctAnswers: 1, distinctPaths: 3, commonestShare: 1 });
-  const follows = asked.map((r) => ({ ...r, answer: r.path }));
-  assert.deepEqual(answerSpread(follows), { distinctAnswers: 3, distinctPaths: 3, commonestShare: 0.5 });
+  const asked = [['a.py', 'a.py'], ['a.py', 'b.py'], ['a.py', 'b.py'], ['a.py', 'c.py']].map(([answer, path]) => ({ answer, path, top1: answer === path }));
+  assert.deepEqual(answerSpread(asked), { distinctAnswers: 1, distinctPaths: 3, commonestShare: 1, othersAsked: 3, othersRight: 0 });
+  const follows = asked.map((r) => ({ ...r, answer: r.path, top1: true }));
+  assert.deepEqual(answerSpread(follows), { distinctAnswers: 3, distinctPaths: 3, commonestShare: 0.5, othersAsked: 2, othersRight: 2 });
 });
 
 test('the BM25 index bytes grow with the input', async () => {

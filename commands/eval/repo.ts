@@ -14,7 +14,7 @@ export default class EvalRepo extends CtxCommand {
   static summary = 'Repository questions made from the repository itself: top-1/top-3 exact path match of the model\'s ranked paths, memory on vs off vs a BM25 index.';
   static description = `Generates "where is X defined?" (identifiers defined in exactly one file) and "which file handles W?" (words found in one file only) questions, ingests the repository into a temporary snapshot, asks each question with the memory on and switched off, and scores exact path matches.
 
-The model answers as \`ctx ask\` answers such questions (paths mode): every document path the snapshot folded is scored by the model's likelihood of it as the answer, and the best-scoring paths are its top-1 and top-3. With the memory off the same ranking is the model's prior over the paths. The distinct paths it ranks first are counted against the distinct right ones: a model that gives one answer whatever it is asked scores the share of questions about that file, which is no recall.
+The model answers as \`ctx ask\` answers such questions (paths mode): every document path the snapshot folded is scored by the model's likelihood of it as the answer, and the best-scoring paths are its top-1 and top-3. With the memory off the same ranking is the model's prior over the paths. The distinct paths it ranks first are counted against the distinct right ones: a model that gives one answer whatever it is asked scores the share of questions about that file, which is no recall; what it gets right about the other files is.
 
 Free decoding (beam search, the answer generated token by token, as \`ctx ask --free\`) scores 0 with today's model and adds two beam searches to every question (about 0.7 s each on two CPU cores), so it is left out unless --free asks for it: its top-1/top-3, memory on and off, are then added. The time per question of each mode is printed (ranking grows with the number and length of the paths; free decoding does not).
 
@@ -25,7 +25,7 @@ The same questions go to a lexical baseline: a BM25 full-text index (MiniSearch)
     questions: Flags.integer({ description: 'number of questions', default: 50, min: 1 }),
     seed: Flags.integer({ default: 1, description: 'seed for choosing questions' }),
     free: Flags.boolean({ description: 'also score free decoding (beam search, 3 beams, memory on and off: two more decodes a question)' }),
-    json: Flags.boolean({ description: 'print all results as JSON: per question and per kind, the model (paths mode, memory on/off; free decoding with --free) and BM25, with how many distinct paths the model ranks first (distinctAnswers, distinctPaths, commonestShare); snapshotBytes and bm25.indexBytes' }),
+    json: Flags.boolean({ description: 'print all results as JSON: per question and per kind, the model (paths mode, memory on/off; free decoding with --free) and BM25, with how many distinct paths the model ranks first (distinctAnswers, distinctPaths, commonestShare) and how many questions about the other files it gets right (othersRight of othersAsked); snapshotBytes and bm25.indexBytes' }),
   };
 
   async run(): Promise<void> {
@@ -111,7 +111,7 @@ The same questions go to a lexical baseline: a BM25 full-text index (MiniSearch)
         const free = r.free ? ` |        ${pct(r.free.top1)}   ${pct(r.free.top3)} |                   ${pct(r.free.memoryOffTop1)}   ${pct(r.free.memoryOffTop3)}` : '';
         this.log(`${r.questions.padEnd(11)} ${String(r.n).padStart(3)} |        ${pct(r.top1)}   ${pct(r.top3)} |             ${pct(r.memoryOffTop1)}   ${pct(r.memoryOffTop3)} |       ${pct(r.bm25Top1)}   ${pct(r.bm25Top3)}${free}`);
       }
-      this.log(`top-1 answers: ${rows.filter((r) => r.n > 0).map((r) => `${r.questions} ${r.distinctAnswers} distinct for ${r.distinctPaths} right paths (the commonest given ${pct(r.commonestShare).trim()} of the time)`).join('; ')}`);
+      this.log(`top-1 answers: ${rows.filter((r) => r.n > 0).map((r) => `${r.questions} ${r.distinctAnswers} distinct for ${r.distinctPaths} right paths (the commonest given ${pct(r.commonestShare).trim()} of the time; right on ${r.othersRight} of the ${r.othersAsked} about other files)`).join('; ')}`);
       const n = (x: number) => x.toLocaleString('en-US');
       this.log(`bytes: snapshot ${n(ingest.snapshotBytes)} (fixed by the model) | BM25 index ${n(bm25.indexBytes)} (${bm25.documents} documents; grows with the input)`);
     } finally {

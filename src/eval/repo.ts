@@ -61,17 +61,33 @@ export async function repoQuestions(path: string, n: number, seed = 1): Promise<
   return { questions: chosen.length < n ? [...chosen, ...pick(topics.filter((t) => !chosen.includes(t)), n - chosen.length)] : chosen, files: texts.size };
 }
 
+export interface AnswerSpread {
+  distinctAnswers: number;
+  distinctPaths: number;
+  commonestShare: number;
+  /** Questions whose right path is not the model's commonest answer, and how many of them it ranks right first. */
+  othersAsked: number;
+  othersRight: number;
+}
+
 /**
  * How much the top-1 answers move with the question: a model that ranks the same path first whatever it is asked
  * scores the share of questions whose answer that path is (RUNS.md run 18: the shipped model answered one path per
- * held-out repository, so its top-1 there was that share, not recall from memory).
+ * held-out repository, so its top-1 there was that share, not recall from memory). What it gets right about the
+ * other files (othersRight of othersAsked) is what naming one file cannot give (RUNS.md run 26: the shipped model 0
+ * of 94 on the held-out repositories).
  */
-export function answerSpread(rs: { answer: string; path: string }[]): { distinctAnswers: number; distinctPaths: number; commonestShare: number } {
+export function answerSpread(rs: { answer: string; path: string; top1: boolean }[]): AnswerSpread {
   const counts = new Map<string, number>();
   for (const r of rs) counts.set(r.answer, (counts.get(r.answer) ?? 0) + 1);
+  let commonest = '';
+  for (const [answer, c] of counts) if (c > (counts.get(commonest) ?? 0)) commonest = answer;
+  const others = rs.filter((r) => r.path !== commonest);
   return {
     distinctAnswers: counts.size,
     distinctPaths: new Set(rs.map((r) => r.path)).size,
     commonestShare: rs.length ? Math.max(...counts.values()) / rs.length : NaN,
+    othersAsked: others.length,
+    othersRight: others.filter((r) => r.top1).length,
   };
 }
