@@ -554,12 +554,13 @@ class TaskSampler:
 
     def _more_names(self, w, k, st, own, big):
         """[(name, kind)] of window k's other definitions that can be asked under their own names (names_per_file):
-        defined inside the window, which lies wholly inside the stream, and written in no other file of the stream."""
+        defined inside the window, which lies wholly inside the stream, and written in no other file of the stream.
+        A name defined twice in the window (a method of two classes) is one name: asked once."""
         if self.names_per_file < 2 or not st.inside(('end', k)):
             return []
-        defs = [(d[0], d[1]) for d in self.eligible.get(w.file, []) if w.l0 <= d[2] < w.l1 and d[0] != w.name
-                and _find_word(w.text, d[0]) and big.count(d[0]) == own.count(d[0])]
-        return self.rng.sample(defs, len(defs))
+        defs = {d[0]: d[1] for d in self.eligible.get(w.file, []) if w.l0 <= d[2] < w.l1 and d[0] != w.name
+                and _find_word(w.text, d[0]) and big.count(d[0]) == own.count(d[0])}
+        return self.rng.sample(list(defs.items()), len(defs))
 
     def _where_defined(self, nseg, depth=None):
         r = self.rng

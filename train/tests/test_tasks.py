@@ -223,8 +223,9 @@ def test_names_per_file_asks_several_names_of_one_file(pool):
         assert len(asked) <= 4
         paths = [many.tok.decode(a[:-1]) for _, a in asked]
         shared += len(paths) - len(set(paths))
-        for (q, _), path in zip(asked, paths):
-            name = name_of.search(many.tok.decode(q)).group(1)
+        names = [name_of.search(many.tok.decode(q)).group(1) for q, _ in asked]
+        assert len(set(names)) == len(names), f'a name asked twice: {names}'
+        for name, path in zip(names, paths):
             holders = [head for head, text in docs.items() if re.search(r'\b' + re.escape(name) + r'\b', text)]
             assert len(holders) == 1 and holders[0].endswith(path), (name, path, holders)
     assert shared > 0, 'some streams ask two names of one file'
