@@ -80,13 +80,14 @@ export interface AnswerSpread {
 export function answerSpread(rs: { answer: string; path: string; top1: boolean }[]): AnswerSpread {
   const counts = new Map<string, number>();
   for (const r of rs) counts.set(r.answer, (counts.get(r.answer) ?? 0) + 1);
-  let commonest = '';
-  for (const [answer, c] of counts) if (c > (counts.get(commonest) ?? 0)) commonest = answer;
+  let commonest: string | undefined;
+  let most = 0;
+  for (const [answer, c] of counts) if (c > most) [commonest, most] = [answer, c];
   const others = rs.filter((r) => r.path !== commonest);
   return {
     distinctAnswers: counts.size,
     distinctPaths: new Set(rs.map((r) => r.path)).size,
-    commonestShare: rs.length ? Math.max(...counts.values()) / rs.length : NaN,
+    commonestShare: rs.length ? most / rs.length : NaN,
     othersAsked: others.length,
     othersRight: others.filter((r) => r.top1).length,
   };
