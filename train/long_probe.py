@@ -2,10 +2,13 @@
 --nsegs segments on the GPU, then answer them from the final memory as it is and with each layer's memory changed at
 question time only — scaled down to the size it had after --ref segments, or zeroed — and folded again with every
 layer's memory capped at that size after each segment (--sizes, --cap). Prints the exact match of each variant, the
-memory sizes and the mean write gate per layer (RUNS.md run 16).
+memory sizes and the mean write gate per layer (RUNS.md run 16). --off: also with some layers' memories unread at
+question time, and left out of the fold altogether (RUNS.md run 27).
 
   python3 train/long_probe.py --config train/configs/ctx-small-seq-mem045.json --weights runs/kc/weights.pt \
       --pool /root/ctx-run/pool.pkl.gz --nsegs 256,2048 --n 16
+  OPENBLAS_NUM_THREADS=1 python3 train/long_probe.py --config train/configs/ctx-small-seq-hybrid-late.json --weights runs/hg-f3/weights.pt \
+      --pool /tmp/pool.pkl.gz --nsegs 256 --n 8 --off 0,1,2       (run 27, on the CPU: ~20 minutes)
 """
 import argparse
 import json
@@ -73,6 +76,22 @@ def size_variants(model, state, ref, Q, Y, owner):
         print(json.dumps({'variant': name, 'exact': round(exact(model, scaled(model, state, f), Q, Y, owner), 3)}), flush=True)
 
 
+def off_variants(model, state, S, Q, Y, owner, off):
+    """--off: exact match with the memories of layers `off` unread at question time only (the fold as the product
+    does it), then with them neither written nor read along the whole fold (train.py --drop_memory's condition).
+    Which memories does a long input spoil: the unread ones, or the others through what the unread ones fed them?
+    (RUNS.md run 27: hg-f3's memory tokens alone hold pass keys at 256 segments, not after an all-on fold.)"""
+    out = {}
+    model.use_memories(off)
+    try:
+        out[f'layers {list(off)} unread at question time'] = exact(model, state, Q, Y, owner)
+        alone, _, _ = fold(model, S, S.shape[1])
+        out[f'layers {list(off)} neither written nor read'] = exact(model, alone, Q, Y, owner)
+    finally:
+        model.use_memories()
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', required=True)
@@ -83,6 +102,8 @@ def main():
     p.add_argument('--n', type=int, default=16)
     p.add_argument('--sizes', action='store_true', help='at the longest length, also the scaled/zeroed/capped variants')
     p.add_argument('--cap', default='1,2', help='with --sizes: fold again with memories capped at these multiples of the --ref size')
+    p.add_argument('--off', default='', help='e.g. 0,1,2: also answer with these layers\' memories unread, and fold again '
+                   'without them (neither written nor read)')
     a = p.parse_args()
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     model = load_model(a.config, a.weights).to(dev)
@@ -99,6 +120,9 @@ def main():
         model.log_gates(False)
         print(json.dumps({'nseg': nseg, 'exact': round(exact(model, state, Q, Y, owner), 3), 'mean_gate': gates,
                           'norm_M': trace[nseg], 'seconds': round(time.time() - t0, 1)}), flush=True)
+        if a.off:
+            for name, ex in off_variants(model, state, S, Q, Y, owner, [int(x) for x in a.off.split(',')]).items():
+                print(json.dumps({'nseg': nseg, 'variant': name, 'exact': round(ex, 3)}), flush=True)
         if a.sizes and nseg == max(nsegs):
             print(json.dumps({'nseg': nseg, 'norm_M_by_segments': trace}), flush=True)
             size_variants(model, state, ref, Q, Y, owner)

@@ -5,7 +5,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from long_probe import fold, mem_norms, scaled  # noqa: E402
+from long_probe import fold, mem_norms, off_variants, scaled  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, write_rows='all',
@@ -39,3 +39,23 @@ def test_a_capped_fold_keeps_every_memory_under_its_cap():
     capped, _, _ = fold(model, S, ref=2, cap=cap)
     assert (mem_norms(model, capped) <= cap * (1 + 1e-4)).all()
     assert (mem_norms(model, state) > cap).any()
+
+
+def test_off_variants_leave_the_memories_out_then_switch_them_back_on():
+    model = tiny_model()
+    S = torch.randint(8, 64, (2, 3, 16), generator=torch.Generator().manual_seed(2))
+    Q = torch.randint(8, 64, (2, 5), generator=torch.Generator().manual_seed(3))
+    Y = torch.full((2, 5), -100)
+    Y[:, 3:] = Q[:, 3:]
+    state, _, _ = fold(model, S, ref=3)
+    out = off_variants(model, state, S, Q, Y, torch.arange(2), [0])
+    assert list(out) == ['layers [0] unread at question time', 'layers [0] neither written nor read']
+    assert all(0.0 <= x <= 1.0 for x in out.values())
+    assert all(b.has_memory for b in model.blocks)
+    # left out of the fold: layer 0's memory stays as it starts while layer 1's is written
+    model.use_memories([0])
+    alone, _, _ = fold(model, S, ref=3)
+    model.use_memories()
+    (m0, _), (m1, _) = model.unpack(alone)
+    (e0, _), (e1, _) = model.unpack(model.empty_state(2, 'cpu'))
+    assert torch.equal(m0, e0) and not torch.equal(m1, e1)
