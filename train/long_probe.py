@@ -11,6 +11,7 @@ question time, and left out of the fold altogether (RUNS.md run 27).
       --pool /tmp/pool.pkl.gz --nsegs 256 --n 8 --off 0,1,2       (run 27, on the CPU: ~20 minutes)
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -76,20 +77,24 @@ def size_variants(model, state, ref, Q, Y, owner):
         print(json.dumps({'variant': name, 'exact': round(exact(model, scaled(model, state, f), Q, Y, owner), 3)}), flush=True)
 
 
-def off_variants(model, state, S, Q, Y, owner, off):
-    """--off: exact match with the memories of layers `off` unread at question time only (the fold as the product
-    does it), then with them neither written nor read along the whole fold (train.py --drop_memory's condition).
-    Which memories does a long input spoil: the unread ones, or the others through what the unread ones fed them?
-    (RUNS.md run 27: hg-f3's memory tokens alone hold pass keys at 256 segments, not after an all-on fold.)"""
-    out = {}
+@contextlib.contextmanager
+def memories_off(model, off):
+    """Within it the memories of layers `off` are neither written nor read (train.py --drop_memory's condition)."""
     model.use_memories(off)
     try:
-        out[f'layers {list(off)} unread at question time'] = exact(model, state, Q, Y, owner)
-        alone, _, _ = fold(model, S, S.shape[1])
-        out[f'layers {list(off)} neither written nor read'] = exact(model, alone, Q, Y, owner)
+        yield
     finally:
         model.use_memories()
-    return out
+
+
+def off_variants(model, state, S, Q, Y, owner, off):
+    """--off: exact match with the memories of layers `off` unread at question time only (the fold as the product
+    does it), then with them left out of the whole fold. Which memories does a long input spoil: the unread ones, or
+    the others through what the unread ones fed them? (RUNS.md run 27: hg-f3's memory tokens alone hold pass keys at
+    256 segments, not after an all-on fold.)"""
+    with memories_off(model, off):
+        return {f'layers {list(off)} unread at question time': exact(model, state, Q, Y, owner),
+                f'layers {list(off)} neither written nor read': exact(model, fold(model, S, S.shape[1])[0], Q, Y, owner)}
 
 
 def main():
