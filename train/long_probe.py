@@ -8,7 +8,7 @@ question time, and left out of the fold altogether (RUNS.md run 27).
   python3 train/long_probe.py --config train/configs/ctx-small-seq-mem045.json --weights runs/kc/weights.pt \
       --pool /root/ctx-run/pool.pkl.gz --nsegs 256,2048 --n 16
   OPENBLAS_NUM_THREADS=1 python3 train/long_probe.py --config train/configs/ctx-small-seq-hybrid-late.json --weights runs/hg-f3/weights.pt \
-      --pool /tmp/pool.pkl.gz --nsegs 256 --n 8 --off 0,1,2       (run 27, on the CPU: ~20 minutes)
+      --pool /tmp/pool.pkl.gz --nsegs 256 --n 8 --off 0,1,2       (run 27, on the CPU: ~25 minutes)
 """
 import argparse
 import contextlib
