@@ -240,9 +240,8 @@ def main():
         t = time.time()
         emit({'eval': n, 'exact': round(evaluate(model, a, cfg, n, a.eval_n), 3), 'seconds': round(time.time() - t)})
     if drop_layers:
-        model.use_memories(drop_layers)
-        emit({'eval_dropped': segs[0], 'exact': round(evaluate(model, a, cfg, segs[0], a.eval_n), 3)})
-        model.use_memories()
+        with model.memories_off(drop_layers):
+            emit({'eval_dropped': segs[0], 'exact': round(evaluate(model, a, cfg, segs[0], a.eval_n), 3)})
 
 
 if __name__ == '__main__':

@@ -11,7 +11,6 @@ question time, and left out of the fold altogether (RUNS.md run 27).
       --pool /tmp/pool.pkl.gz --nsegs 256 --n 8 --off 0,1,2       (run 27, on the CPU: ~25 minutes)
 """
 import argparse
-import contextlib
 import json
 import os
 import sys
@@ -77,22 +76,12 @@ def size_variants(model, state, ref, Q, Y, owner):
         print(json.dumps({'variant': name, 'exact': round(exact(model, scaled(model, state, f), Q, Y, owner), 3)}), flush=True)
 
 
-@contextlib.contextmanager
-def memories_off(model, off):
-    """Within it the memories of layers `off` are neither written nor read (train.py --drop_memory's condition)."""
-    model.use_memories(off)
-    try:
-        yield
-    finally:
-        model.use_memories()
-
-
 def off_variants(model, state, S, Q, Y, owner, off):
     """--off: exact match with the memories of layers `off` unread at question time only (the fold as the product
     does it), then with them left out of the whole fold. Which memories does a long input spoil: the unread ones, or
     the others through what the unread ones fed them? (RUNS.md run 27: hg-f3's memory tokens alone hold pass keys at
     256 segments, not after an all-on fold.)"""
-    with memories_off(model, off):
+    with model.memories_off(off):
         return {f'layers {list(off)} unread at question time': exact(model, state, Q, Y, owner),
                 f'layers {list(off)} neither written nor read': exact(model, fold(model, S, S.shape[1])[0], Q, Y, owner)}
 
@@ -114,6 +103,7 @@ def main():
     model = load_model(a.config, a.weights).to(dev)
     pool = load_pool(a.pool)
     nsegs = [int(x) for x in a.nsegs.split(',')]
+    off = [int(x) for x in a.off.split(',') if x]
     for nseg in nsegs:
         sampler = TaskSampler(pool, SHIPPED_TOKENIZER, model.cfg.seg_len, 12345 + nseg, split='heldout')
         S, Q, Y, owner = (t.to(dev) for t in sampler.batch(a.n, nseg, families=['passkey']))
@@ -125,8 +115,8 @@ def main():
         model.log_gates(False)
         print(json.dumps({'nseg': nseg, 'exact': round(exact(model, state, Q, Y, owner), 3), 'mean_gate': gates,
                           'norm_M': trace[nseg], 'seconds': round(time.time() - t0, 1)}), flush=True)
-        if a.off:
-            for name, ex in off_variants(model, state, S, Q, Y, owner, [int(x) for x in a.off.split(',')]).items():
+        if off:
+            for name, ex in off_variants(model, state, S, Q, Y, owner, off).items():
                 print(json.dumps({'nseg': nseg, 'variant': name, 'exact': round(ex, 3)}), flush=True)
         if a.sizes and nseg == max(nsegs):
             print(json.dumps({'nseg': nseg, 'norm_M_by_segments': trace}), flush=True)

@@ -48,6 +48,7 @@ segment. Two memory rules (config "memory"):
 The memory state of all layers is one flat float32 vector (state_size), so the engine and the snapshot file do
 not depend on the rule. Runs on torch 1.13 (Debian, CPU) and torch 2.x; export.py turns it into ONNX graphs.
 """
+import contextlib
 import json
 import math
 from dataclasses import dataclass, asdict
@@ -430,6 +431,15 @@ class CtxModel(nn.Module):
         beside others that already answer is left unused (RUNS.md run 16) unless the others are sometimes away."""
         for i, b in enumerate(self.blocks):
             b.has_memory = b.own_memory and i not in off
+
+    @contextlib.contextmanager
+    def memories_off(self, off):
+        """use_memories(off) for the length of a with-block, every memory switched back on after it, whatever happens."""
+        self.use_memories(off)
+        try:
+            yield
+        finally:
+            self.use_memories()
 
     def open_gates(self, on):
         for b in self.blocks:

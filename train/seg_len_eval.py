@@ -31,9 +31,8 @@ def exact_at(model, pool, seg_len, nseg=2, n=32, off=()):
     args = argparse.Namespace(tokenizer=SHIPPED_TOKENIZER, eval_n=n)
     r = {'seg_len': seg_len, 'passkey': evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')}
     if off:
-        model.use_memories(off)
-        r['passkey_off'] = evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')
-        model.use_memories()
+        with model.memories_off(off):
+            r['passkey_off'] = evaluate(model, pool, args, cfg, nseg, 'passkey', dev='cpu')
     r['where_defined'] = evaluate(model, pool, args, cfg, nseg, 'where_defined', dev='cpu')
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}
 

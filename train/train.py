@@ -606,9 +606,8 @@ def main():
                 if first:
                     r['exact_mem_off'] = round(evaluate(model, pool, args, cfg, n, fam, use_memory=False, dev=dev), 3)
                 if fam == 'passkey' and drop_layers:
-                    model.use_memories(drop_layers)
-                    r['exact_dropped'] = round(evaluate(model, pool, args, cfg, n, fam, dev=dev), 3)
-                    model.use_memories()
+                    with model.memories_off(drop_layers):
+                        r['exact_dropped'] = round(evaluate(model, pool, args, cfg, n, fam, dev=dev), 3)
                 if fam == 'where_defined':
                     r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev))
                     r['top1_kept'], r['top3_kept'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, keep_names=1.0))

@@ -5,7 +5,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from long_probe import fold, mem_norms, memories_off, off_variants, scaled  # noqa: E402
+from long_probe import fold, mem_norms, off_variants, scaled  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, write_rows='all',
@@ -39,20 +39,6 @@ def test_a_capped_fold_keeps_every_memory_under_its_cap():
     capped, _, _ = fold(model, S, ref=2, cap=cap)
     assert (mem_norms(model, capped) <= cap * (1 + 1e-4)).all()
     assert (mem_norms(model, state) > cap).any()
-
-
-
-def test_memories_off_leaves_those_memories_out_of_a_fold_and_switches_them_back_on():
-    model = tiny_model()
-    S = torch.randint(8, 64, (2, 3, 16), generator=torch.Generator().manual_seed(2))
-    with memories_off(model, [0]):
-        alone = fold(model, S, ref=3)[0]
-    assert all(b.has_memory for b in model.blocks)
-    (m0, _), (m1, _) = model.unpack(alone)
-    (e0, _), (e1, _) = model.unpack(model.empty_state(2, 'cpu'))
-    assert torch.equal(m0, e0) and not torch.equal(m1, e1)   # layer 0 as it starts, layer 1 written
-    (_, _), (full1, _) = model.unpack(fold(model, S, ref=3)[0])
-    assert not torch.equal(m1, full1)   # layer 1 no longer reads what layer 0 would have fed it
 
 
 def test_off_variants_name_both_answers_and_switch_every_memory_back_on():

@@ -481,3 +481,29 @@ def test_a_layer_may_set_only_its_memorys_fields():
         Config(**TINY, layers={'1': {'d_model': 64}}).layer(1)
     with pytest.raises(ValueError, match='share qk_conv'):
         Config(**TINY, layers={'0': {'qk_conv': 4}, '1': {'qk_conv': 3}}).q_cache
+
+
+def test_memories_off_leaves_those_memories_out_of_a_fold_and_switches_them_back_on():
+    torch.manual_seed(0)
+    model = CtxModel(Config(**TINY, write_rows='all', key_map='l2', seq_delta=True)).eval()
+    for b in model.blocks:
+        torch.nn.init.normal_(b.mv.weight, std=0.5)   # values away from zero, so that every write shows
+    S = torch.randint(8, 64, (2, 3, TINY['seg_len']), generator=torch.Generator().manual_seed(2))
+
+    def fold():
+        state = model.empty_state(2, 'cpu')
+        for i in range(S.shape[1]):
+            state = model.fold(S[:, i], state)
+        return model.unpack(state)
+
+    with torch.no_grad(), model.memories_off([0]):
+        (m0, _), (m1, _) = fold()
+    assert all(b.has_memory for b in model.blocks)
+    (e0, _), (e1, _) = model.unpack(model.empty_state(2, 'cpu'))
+    assert torch.equal(m0, e0) and not torch.equal(m1, e1)   # layer 0 as it starts, layer 1 written
+    with torch.no_grad():
+        (_, _), (full1, _) = fold()
+    assert not torch.equal(m1, full1)   # layer 1 no longer reads what layer 0 would have fed it
+    with pytest.raises(RuntimeError), model.memories_off([0, 1]):
+        raise RuntimeError('an evaluation that fails')
+    assert all(b.has_memory for b in model.blocks)
