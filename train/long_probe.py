@@ -3,7 +3,8 @@
 question time only — scaled down to the size it had after --ref segments, or zeroed — and folded again with every
 layer's memory capped at that size after each segment (--sizes, --cap). Prints the exact match of each variant, the
 memory sizes and the mean write gate per layer (RUNS.md run 16). --off: also with some layers' memories unread at
-question time, and left out of the fold altogether (RUNS.md run 27).
+question time, and left out of the fold altogether (RUNS.md run 27). --reset_rows K: also folded with the every-row
+memories emptied every K segments, the memory tokens' kept (RUNS.md run 28).
 
   python3 train/long_probe.py --config train/configs/ctx-small-seq-mem045.json --weights runs/kc/weights.pt \
       --pool /root/ctx-run/pool.pkl.gz --nsegs 256,2048 --n 16
@@ -36,11 +37,15 @@ def scaled(model, state, factors):
 
 
 @torch.no_grad()
-def fold(model, S, ref, cap=None):
+def fold(model, S, ref, cap=None, reset=None):
     """Folds S [B,nseg,L]; returns the final state, the memory sizes after `ref` segments ([B, layers]) and the
-    mean size per layer at each power of two. cap [B, layers]: M scaled down to at most it after every segment."""
+    mean size per layer at each power of two. cap [B, layers]: M scaled down to at most it after every segment.
+    reset (keep [state_size], K, offset): before segment i, when (i + offset) % K == 0, the state is multiplied by
+    keep (the every-row layers' memories emptied)."""
     state, at_ref, trace = model.empty_state(S.shape[0], S.device), None, {}
     for i in range(S.shape[1]):
+        if reset is not None and i > 0 and (i + reset[2]) % reset[1] == 0:
+            state = state * reset[0]
         with autocast(S.device.type):
             state = model.fold(S[:, i], state)
         norms = mem_norms(model, state)
@@ -86,6 +91,21 @@ def off_variants(model, state, S, Q, Y, owner, off):
                 f'layers {list(off)} neither written nor read': exact(model, fold(model, S, S.shape[1])[0], Q, Y, owner)}
 
 
+def reset_variants(model, S, Q, Y, owner, every):
+    """--reset_rows K: fold with the every-row layers' memories emptied every K segments, the memory tokens' kept
+    whole: at question time the every-row layers then hold at most K segments, as long as they held in training.
+    Two alignments: windows from the stream's start (a fold that does not know its length), and windows ending at
+    its last segment (the last window always full)."""
+    keep = model.state_mask(lambda b: not (b.has_memory and b.write_all)).to(S.device)
+    n, out = S.shape[1], {}
+    for where, offset in (('windows from the start', 0), ('last window full', -n % every)):
+        if where == 'last window full' and offset == 0:
+            break                                  # n a multiple of K: the same fold
+        out[f'every-row memories emptied every {every} segments, {where}'] = exact(
+            model, fold(model, S, n, reset=(keep, every, offset))[0], Q, Y, owner)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', required=True)
@@ -98,6 +118,8 @@ def main():
     p.add_argument('--cap', default='1,2', help='with --sizes: fold again with memories capped at these multiples of the --ref size')
     p.add_argument('--off', default='', help='e.g. 0,1,2: also answer with these layers\' memories unread, and fold again '
                    'without them (neither written nor read)')
+    p.add_argument('--reset_rows', type=int, default=0, metavar='K',
+                   help='also fold with the every-row layers\' memories emptied every K segments (two alignments)')
     a = p.parse_args()
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     model = load_model(a.config, a.weights).to(dev)
@@ -117,6 +139,9 @@ def main():
                           'norm_M': trace[nseg], 'seconds': round(time.time() - t0, 1)}), flush=True)
         if off:
             for name, ex in off_variants(model, state, S, Q, Y, owner, off).items():
+                print(json.dumps({'nseg': nseg, 'variant': name, 'exact': round(ex, 3)}), flush=True)
+        if a.reset_rows:
+            for name, ex in reset_variants(model, S, Q, Y, owner, a.reset_rows).items():
                 print(json.dumps({'nseg': nseg, 'variant': name, 'exact': round(ex, 3)}), flush=True)
         if a.sizes and nseg == max(nsegs):
             print(json.dumps({'nseg': nseg, 'norm_M_by_segments': trace}), flush=True)

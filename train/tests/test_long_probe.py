@@ -12,9 +12,9 @@ TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_to
             key_map='l2', seq_delta=True)
 
 
-def tiny_model():
+def tiny_model(**extra):
     torch.manual_seed(0)
-    model = CtxModel(Config(**TINY)).eval()
+    model = CtxModel(Config(**TINY, **extra)).eval()
     for b in model.blocks:
         torch.nn.init.normal_(b.mv.weight, std=0.5)
     return model
@@ -51,3 +51,18 @@ def test_off_variants_name_both_answers_and_switch_every_memory_back_on():
     assert list(out) == ['layers [0] unread at question time', 'layers [0] neither written nor read']
     assert all(0.0 <= x <= 1.0 for x in out.values())
     assert all(b.has_memory for b in model.blocks)
+
+
+def test_a_reset_fold_empties_the_every_row_memories_each_window_and_keeps_the_memory_tokens():
+    model = tiny_model(layers={'1': dict(write_rows='mem', key_map='dpfp', seq_delta=False)})
+    S = torch.randint(8, 64, (2, 6, 16), generator=torch.Generator().manual_seed(4))
+    keep = model.state_mask(lambda b: not (b.has_memory and b.write_all))
+    reset, _, _ = fold(model, S, ref=6, reset=(keep, 4, 0))      # emptied before segment 4
+    last_window, _, _ = fold(model, S[:, 4:], ref=2)
+    whole, _, _ = fold(model, S, ref=6)
+    (r0, rz0), (r1, _) = model.unpack(reset)
+    (w0, wz0), _ = model.unpack(last_window)
+    # layer 0 reads nothing from layer 1, so its memory is the last window's alone; layer 1's kept all six segments
+    assert torch.allclose(r0, w0, atol=1e-5) and torch.allclose(rz0, wz0, atol=1e-5)
+    assert not torch.allclose(r1, model.unpack(last_window)[1][0], atol=1e-3)
+    assert not torch.allclose(r0, model.unpack(whole)[0][0], atol=1e-3)
