@@ -43,9 +43,10 @@ def fold(model, S, ref, cap=None, reset=None):
     reset (keep [state_size], K, offset): before segment i, when (i + offset) % K == 0, the state is multiplied by
     keep (the every-row layers' memories emptied)."""
     state, at_ref, trace = model.empty_state(S.shape[0], S.device), None, {}
+    keep, every, offset = reset if reset is not None else (None, 0, 0)
     for i in range(S.shape[1]):
-        if reset is not None and i > 0 and (i + reset[2]) % reset[1] == 0:
-            state = state * reset[0]
+        if every and i > 0 and (i + offset) % every == 0:
+            state = state * keep
         with autocast(S.device.type):
             state = model.fold(S[:, i], state)
         norms = mem_norms(model, state)
@@ -96,14 +97,12 @@ def reset_variants(model, S, Q, Y, owner, every):
     whole: at question time the every-row layers then hold at most K segments, as long as they held in training.
     Two alignments: windows from the stream's start (a fold that does not know its length), and windows ending at
     its last segment (the last window always full)."""
-    keep = model.state_mask(lambda b: not (b.has_memory and b.write_all)).to(S.device)
-    n, out = S.shape[1], {}
-    for where, offset in (('windows from the start', 0), ('last window full', -n % every)):
-        if where == 'last window full' and offset == 0:
-            break                                  # n a multiple of K: the same fold
-        out[f'every-row memories emptied every {every} segments, {where}'] = exact(
-            model, fold(model, S, n, reset=(keep, every, offset))[0], Q, Y, owner)
-    return out
+    keep, n = model.mask_without(every_row=True).to(S.device), S.shape[1]
+    offsets = {'windows from the start': 0}
+    if n % every:                     # otherwise the windows from the start end at the last segment too
+        offsets['last window full'] = -n % every
+    return {f'every-row memories emptied every {every} segments, {where}':
+            exact(model, fold(model, S, n, reset=(keep, every, offset))[0], Q, Y, owner) for where, offset in offsets.items()}
 
 
 def main():

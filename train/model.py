@@ -478,6 +478,11 @@ class CtxModel(nn.Module):
         return self.pack([(torch.full_like(M, float(keep(b))), torch.full_like(z, float(keep(b))))
                           for b, (M, z) in zip(self.blocks, self.unpack(self.empty_state()))])[0]
 
+    def mask_without(self, every_row):
+        """[state_size]: 0 over the memories of the layers whose every row writes (every_row) or of the memory-token
+        layers (not every_row), 1 elsewhere: what of a state is kept when those memories are emptied."""
+        return self.state_mask(lambda b: not (b.has_memory and b.write_all == every_row))
+
     @staticmethod
     def pack(layers):
         B = layers[0][0].shape[0]

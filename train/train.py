@@ -365,9 +365,9 @@ def carry_mask(model, args):
     if args.fresh_row_memory and args.fresh_token_memory:
         raise SystemExit('--fresh_row_memory and --fresh_token_memory together carry nothing: give one')
     if args.fresh_row_memory:
-        return model.state_mask(lambda b: not (b.has_memory and b.write_all)).cpu()
+        return model.mask_without(every_row=True).cpu()
     if args.fresh_token_memory:
-        return model.state_mask(lambda b: not (b.has_memory and not b.write_all)).cpu()
+        return model.mask_without(every_row=False).cpu()
     return None
 
 

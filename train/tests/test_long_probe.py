@@ -56,7 +56,7 @@ def test_off_variants_name_both_answers_and_switch_every_memory_back_on():
 def test_a_reset_fold_empties_the_every_row_memories_each_window_and_keeps_the_memory_tokens():
     model = tiny_model(layers={'1': dict(write_rows='mem', key_map='dpfp', seq_delta=False)})
     S = torch.randint(8, 64, (2, 6, 16), generator=torch.Generator().manual_seed(4))
-    keep = model.state_mask(lambda b: not (b.has_memory and b.write_all))
+    keep = model.mask_without(every_row=True)
     reset, _, _ = fold(model, S, ref=6, reset=(keep, 4, 0))      # emptied before segment 4
     last_window, _, _ = fold(model, S[:, 4:], ref=2)
     whole, _, _ = fold(model, S, ref=6)
