@@ -94,6 +94,12 @@ def parse_args():
                    help="the families (as --families) that steps with memories dropped draw from, e.g. 'passkey': run 20's "
                         "memory-token layers learnt nothing where they also had to answer names that they cannot bind "
                         "(default: --families)")
+    p.add_argument('--long_steps', metavar='SEGS:P',
+                   help="e.g. '64:0.15': that share of steps are streams of SEGS segments with every memory on, from "
+                        "--long_families, beside the curriculum's length: run 29 trained pass keys at 64 segments with every "
+                        "memory on (they then held at 128K) but lost names that the 16-segment steps keep. Their exact "
+                        "match has its own running mean (ema_long), outside the curriculum's mastery")
+    p.add_argument('--long_families', metavar='FAMILIES', help='the families (as --families) of --long_steps (default: --families)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -189,9 +195,13 @@ class Batches(torch.utils.data.IterableDataset):
         mix = family_mix(self.args.families)
         drop_mix = family_mix(self.args.drop_families) if self.args.drop_families else mix
         drop_p = parse_drop_memory(self.args.drop_memory)[1]
+        long_segs, long_p = parse_long_steps(self.args.long_steps)
+        long_mix = family_mix(self.args.long_families) if self.args.long_families else mix
         rng = random.Random(seed)
         while True:
-            nseg = draw_segs(rng, self.nseg.value, self.args.mix_segs)
+            # decided here, not in the training loop: a dropped or long step's batch may come from other families
+            kind = 'long' if long_p and rng.random() < long_p else 'dropped' if rng.random() < drop_p else 'full'
+            nseg = long_segs if kind == 'long' else draw_segs(rng, self.nseg.value, self.args.mix_segs)
             want = self.seg_len.value if self.seg_len is not None else train_seg_len(self.args, self.cfg)
             if want != L:   # the first batch, or the curriculum lengthened the segments (--grow_seg_len)
                 L = want
@@ -199,9 +209,8 @@ class Batches(torch.utils.data.IterableDataset):
                                       **curriculum(self.args))
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
             burn = rng.randint(0, self.args.burn_segs)
-            # decided here, not in the training loop: a dropped step's batch may come from other families
-            dropped = rng.random() < drop_p
-            yield nseg, burn, dropped, *sampler.batch(bsz, burn + nseg, families=drop_mix if dropped else mix)
+            families = {'long': long_mix, 'dropped': drop_mix, 'full': mix}[kind]
+            yield nseg, burn, kind, *sampler.batch(bsz, burn + nseg, families=families)
 
 
 def draw_segs(rng, longest, shortest=0):
@@ -217,6 +226,8 @@ def stale(nseg, seg_len, st, args):
     segments, or the wrong count of them; with --mix_segs any count up to the current length is one the mix draws."""
     if seg_len != st['seg_len']:
         return True
+    if args.long_steps and nseg == parse_long_steps(args.long_steps)[0]:
+        return False
     return nseg > st['nseg'] if args.mix_segs else nseg != st['nseg']
 
 
@@ -445,11 +456,11 @@ def parse_fast_memory(spec):
     return parse_layers_value(spec, '--fast_memory', 'MULT', 10, 1.0)
 
 
-def track_exact(st, exact, dropped):
+def track_exact(st, exact, kind):
     """Running exact match: st['ema'] (the curriculum's mastery) follows the whole model, and steps with memories
     dropped (--drop_memory) keep their own st['ema_dropped'] (run 20: there exact match stayed 0 for 4,763 steps,
-    which one shared ema showed only as a lower mastery)."""
-    key = 'ema_dropped' if dropped else 'ema'
+    which one shared ema showed only as a lower mastery), --long_steps theirs in st['ema_long']."""
+    key = {'full': 'ema', 'dropped': 'ema_dropped', 'long': 'ema_long'}[kind]
     st[key] = 0.97 * st.get(key, 0.0) + 0.03 * exact
 
 
@@ -480,6 +491,20 @@ def parse_drop_memory(spec):
     return layers, p
 
 
+def parse_long_steps(spec):
+    """--long_steps 'SEGS:P' -> (SEGS, P); None -> (0, 0.0)."""
+    if not spec:
+        return 0, 0.0
+    try:
+        segs, p = spec.split(':')
+        segs, p = int(segs), float(p)
+    except ValueError:
+        raise SystemExit(f'--long_steps {spec!r}: expected SEGS:P, e.g. 64:0.15') from None
+    if segs < 1 or not 0 <= p <= 1:
+        raise SystemExit(f'--long_steps {spec!r}: SEGS must be at least 1 and P between 0 and 1')
+    return segs, p
+
+
 def set_lr(opt, lr):
     """The base learning rate to every group, times the group's lr_mult (make_optimizer's gates)."""
     for g in opt.param_groups:
@@ -499,8 +524,10 @@ def main():
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
-    if args.mix_segs and args.carry:
-        raise SystemExit('--mix_segs changes the batch size every step, and a carried memory starts afresh whenever it does: give one')
+    if (args.mix_segs or args.long_steps) and args.carry:
+        raise SystemExit('--mix_segs and --long_steps change the batch size from step to step, and a carried memory starts afresh '
+                         'whenever it does: give one')
+    parse_long_steps(args.long_steps)
     mask = carry_mask(model, args)
     carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
     if os.path.exists(args.ckpt):
@@ -531,7 +558,7 @@ def main():
     t0, tokens0 = time.time(), st['tokens']   # tok_s: this chunk's rate (a resumed run's average hid a slowdown, run 24)
     budget = args.minutes * 60
     last_save = time.time()
-    for nseg, burn, dropped, S, Q, Y, owner in loader:
+    for nseg, burn, kind, S, Q, Y, owner in loader:
         if time.time() - t0 > budget:
             break
         if stale(nseg, S.shape[-1], st, args):
@@ -540,7 +567,7 @@ def main():
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
-        model.use_memories(drop_layers if dropped else ())
+        model.use_memories(drop_layers if kind == 'dropped' else ())
         start = carry.start(S.shape[0], dev) if carry else None
         model.log_gates(args.gate_cost > 0)
         with autocast(dev):
@@ -569,7 +596,7 @@ def main():
             carry.end(end.float(), S.shape[1], (Q, Y, owner))
         st['step'] += 1
         st['tokens'] += S.numel()
-        track_exact(st, float(ex), dropped)
+        track_exact(st, float(ex), kind)
         grown = lengthen(st, args) if mastered(st, args, drop_p) else None
         if grown:
             nseg_value.value, seg_len_value.value = st['nseg'], st['seg_len']
@@ -583,7 +610,8 @@ def main():
                               'exact': round(float(ex), 3), 'ema': round(st['ema'], 3), 'lr': lr, 'tok_s': int((st['tokens'] - tokens0) / el) if el > 0 else 0,
                               'tokens': st['tokens'], 'min': round(el / 60, 2),
                               **({'curriculum_segs': st['nseg']} if args.mix_segs else {}),
-                              **({'dropped': dropped, 'ema_dropped': round(st.get('ema_dropped', 0.0), 3)} if drop_p else {}),
+                              **({'dropped': kind == 'dropped', 'ema_dropped': round(st.get('ema_dropped', 0.0), 3)} if drop_p else {}),
+                              **({'long': kind == 'long', 'ema_long': round(st.get('ema_long', 0.0), 3)} if args.long_steps else {}),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
                               **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {}),
                               **({'past_rows': past[0].shape[0], 'past_exact': round(float(pex), 3)} if past is not None else {})}), flush=True)

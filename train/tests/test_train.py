@@ -21,6 +21,7 @@ def batch_args(**kw):
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
                                  'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
                                  'names_per_file': None, 'share_dir': None, 'drop_memory': None, 'drop_families': None, 'mix_segs': 0,
+                                 'long_steps': None, 'long_families': None,
                                  **kw})
 
 
@@ -75,13 +76,36 @@ def test_steps_that_drop_memories_draw_their_batch_from_the_drop_families(pool):
     cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
     args = batch_args(families='where_defined', drop_memory='0:0.5', drop_families='passkey')
     seen = set()
-    for _, (nseg, burn, dropped, S, Q, Y, owner) in zip(range(16), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
+    for _, (nseg, burn, kind, S, Q, Y, owner) in zip(range(16), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
         asks_key = all('pass key' in sp.decode([int(t) for t in q if t]) for q in Q)
-        assert asks_key == dropped
-        seen.add(dropped)
-    assert seen == {True, False}
+        assert asks_key == (kind == 'dropped')
+        seen.add(kind)
+    assert seen == {'dropped', 'full'}
     no_drop = batch_args(families='where_defined', drop_families='passkey')
-    assert not any(d for _, (_, _, d, *_) in zip(range(4), train.Batches(pool, no_drop, cfg, argparse.Namespace(value=2))))
+    assert {k for _, (_, _, k, *_) in zip(range(4), train.Batches(pool, no_drop, cfg, argparse.Namespace(value=2)))} == {'full'}
+
+
+def test_long_steps_are_longer_streams_of_their_own_families_with_every_memory_on(pool):  # noqa: F811
+    """--long_steps SEGS:P: that share of batches is SEGS segments long and asks --long_families, never with memories
+    dropped; the rest keep the curriculum's length; a long batch is never stale, and its exact match has its own ema."""
+    import sentencepiece as spm
+    sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
+    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    args = batch_args(families='where_defined', drop_memory='0:0.5', long_steps='3:0.4', long_families='passkey')
+    kinds = set()
+    for _, (nseg, _, kind, S, Q, *_) in zip(range(24), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
+        asks_key = all('pass key' in sp.decode([int(t) for t in q if t]) for q in Q)
+        assert (nseg, S.shape[1], asks_key) == ((3, 3, True) if kind == 'long' else (2, 2, False))
+        kinds.add(kind)
+    assert kinds == {'long', 'dropped', 'full'}
+    st = {'nseg': 2, 'seg_len': L}
+    assert not train.stale(3, L, st, args) and not train.stale(2, L, st, args) and train.stale(4, L, st, args)
+    train.track_exact(st, 1.0, 'long')
+    assert st['ema_long'] == pytest.approx(0.03) and 'ema' not in st
+    assert train.parse_long_steps('64:0.15') == (64, 0.15) and train.parse_long_steps(None) == (0, 0.0)
+    for bad in ('64', 'x:0.1', '0:0.1', '64:2'):
+        with pytest.raises(SystemExit, match='--long_steps'):
+            train.parse_long_steps(bad)
 
 
 def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F811
@@ -228,9 +252,9 @@ def test_fast_memory_puts_the_memory_parameters_of_its_layers_in_faster_groups()
 
 def test_steps_with_memories_dropped_keep_their_own_running_exact_match():
     st = {'ema': 0.5}
-    train.track_exact(st, 0.0, dropped=True)
+    train.track_exact(st, 0.0, kind='dropped')
     assert st['ema'] == 0.5 and st['ema_dropped'] == 0.0
-    train.track_exact(st, 1.0, dropped=False)
+    train.track_exact(st, 1.0, kind='full')
     assert abs(st['ema'] - (0.97 * 0.5 + 0.03)) < 1e-12 and st['ema_dropped'] == 0.0
 
 
@@ -306,7 +330,7 @@ def test_mix_segs_draws_each_doubling_of_length_about_as_often_and_only_within_i
 
 
 def test_a_mixed_batch_is_stale_only_when_longer_than_the_curriculum_allows():
-    st, fixed, mixed = {'nseg': 16, 'seg_len': 512}, argparse.Namespace(mix_segs=0), argparse.Namespace(mix_segs=4)
+    st, fixed, mixed = {'nseg': 16, 'seg_len': 512}, argparse.Namespace(mix_segs=0, long_steps=None), argparse.Namespace(mix_segs=4, long_steps=None)
     assert not train.stale(16, 512, st, fixed) and train.stale(8, 512, st, fixed)
     assert not train.stale(8, 512, st, mixed) and not train.stale(16, 512, st, mixed) and train.stale(32, 512, st, mixed)
     assert train.stale(16, 256, st, mixed)
