@@ -182,7 +182,8 @@ def train_seg_len(args, cfg):
 
 class Batches(torch.utils.data.IterableDataset):
     """Endless batches at the length the curriculum asks for (shared through a value the workers read), each
-    with whether its step drops memories (--drop_memory, --drop_families)."""
+    with its step's kind: 'dropped' drops memories (--drop_memory, --drop_families), 'long' is --long_steps' length
+    with every memory on (--long_families), 'full' is the rest."""
 
     def __init__(self, pool, args, cfg, nseg_value, seg_len_value=None):
         self.pool, self.args, self.cfg, self.nseg, self.seg_len = pool, args, cfg, nseg_value, seg_len_value
