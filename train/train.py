@@ -528,7 +528,7 @@ def main():
     if (args.mix_segs or args.long_steps) and args.carry:
         raise SystemExit('--mix_segs and --long_steps change the batch size from step to step, and a carried memory starts afresh '
                          'whenever it does: give one')
-    parse_long_steps(args.long_steps)
+    parse_long_steps(args.long_steps)   # a bad spec stops the run here, not later inside a data-loader worker
     mask = carry_mask(model, args)
     carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
     if os.path.exists(args.ckpt):

@@ -1,5 +1,6 @@
 """train.py's pieces that run before and after the GPU loop: the family mix and the ranked where_defined eval."""
 import argparse
+import functools
 import os
 import random
 import sys
@@ -25,6 +26,22 @@ def batch_args(**kw):
                                  **kw})
 
 
+def tiny_cfg():
+    """The smallest model the sampler's batches fit: the shipped tokenizer's vocabulary, the sampler tests' segments."""
+    return Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+
+
+@functools.lru_cache(maxsize=1)
+def tokenizer():
+    import sentencepiece as spm
+    return spm.SentencePieceProcessor(model_file=TOKENIZER)
+
+
+def asks_pass_keys(Q):
+    """Whether every question of a batch asks for a pass key."""
+    return all('pass key' in tokenizer().decode([int(t) for t in q if t]) for q in Q)
+
+
 def test_family_mix_takes_weights_or_the_defaults():
     assert train.family_mix('passkey:1,where_defined:3') == {'passkey': 1.0, 'where_defined': 3.0}
     assert train.family_mix('passkey') == {'passkey': train.FAMILIES['passkey']}
@@ -40,7 +57,7 @@ def test_the_evaluation_asks_the_dropped_steps_families_too():
 
 
 def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     model = CtxModel(cfg)
     args = argparse.Namespace(tokenizer=TOKENIZER, eval_n=4)
     top1, top3 = train.rank_eval(model, pool, args, cfg, 4, dev='cpu')
@@ -55,15 +72,15 @@ def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
                               keep_names=0.5, share_dir=0.0, names_per_file=2, seg_len=None)
     assert train.curriculum(args) == {'win': (48, 64), 'def_lead': 0, 'max_defs': 1, 'mentions': 0.5, 'near': 0.5,
                                       'keep_names': 0.5, 'share_dir': 0.0, 'names_per_file': 2}
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     top1, top3 = train.rank_eval(CtxModel(cfg), pool, args, cfg, 4, dev='cpu', as_trained=True)
     assert 0 <= top1 <= top3 <= 1
 
 
 def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     args = batch_args(ask_all=True, families='where_defined', win='16,48', def_lead=8, max_defs=2, mentions=0.5, seg_len=64)
-    nseg, burn, dropped, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
+    nseg, burn, kind, S, Q, Y, owner = next(iter(train.Batches(pool, args, cfg, argparse.Namespace(value=2))))
     assert nseg == 2 and burn == 0 and S.shape[1:] == (2, 64) and L != 64
     assert train.train_seg_len(argparse.Namespace(seg_len=None), cfg) == L
 
@@ -71,13 +88,11 @@ def test_seg_len_sets_the_training_streams_only(pool):  # noqa: F811
 def test_steps_that_drop_memories_draw_their_batch_from_the_drop_families(pool):  # noqa: F811
     """--drop_families: the worker decides which steps drop memories, and those steps ask only pass keys (run 21:
     memory-token layers asked names they cannot bind learnt nothing, run 20)."""
-    import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     args = batch_args(families='where_defined', drop_memory='0:0.5', drop_families='passkey')
     seen = set()
     for _, (nseg, burn, kind, S, Q, Y, owner) in zip(range(16), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
-        asks_key = all('pass key' in sp.decode([int(t) for t in q if t]) for q in Q)
+        asks_key = asks_pass_keys(Q)
         assert asks_key == (kind == 'dropped')
         seen.add(kind)
     assert seen == {'dropped', 'full'}
@@ -88,13 +103,11 @@ def test_steps_that_drop_memories_draw_their_batch_from_the_drop_families(pool):
 def test_long_steps_are_longer_streams_of_their_own_families_with_every_memory_on(pool):  # noqa: F811
     """--long_steps SEGS:P: that share of batches is SEGS segments long and asks --long_families, never with memories
     dropped; the rest keep the curriculum's length; a long batch is never stale, and its exact match has its own ema."""
-    import sentencepiece as spm
-    sp = spm.SentencePieceProcessor(model_file=TOKENIZER)
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     args = batch_args(families='where_defined', drop_memory='0:0.5', long_steps='3:0.4', long_families='passkey')
     kinds = set()
     for _, (nseg, _, kind, S, Q, *_) in zip(range(24), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
-        asks_key = all('pass key' in sp.decode([int(t) for t in q if t]) for q in Q)
+        asks_key = asks_pass_keys(Q)
         assert (nseg, S.shape[1], asks_key) == ((3, 3, True) if kind == 'long' else (2, 2, False))
         kinds.add(kind)
     assert kinds == {'long', 'dropped', 'full'}
@@ -311,7 +324,7 @@ def test_mastery_waits_for_the_dropped_steps_and_150_steps():
 
 
 def test_workers_draw_at_the_segment_length_the_curriculum_grows_to(pool):  # noqa: F811
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     seg_len = argparse.Namespace(value=32)
     batches = iter(train.Batches(pool, batch_args(), cfg, argparse.Namespace(value=2), seg_len))
     assert next(batches)[3].shape[1:] == (2, 32)
@@ -337,7 +350,7 @@ def test_a_mixed_batch_is_stale_only_when_longer_than_the_curriculum_allows():
 
 
 def test_workers_mix_stream_lengths_at_the_same_tokens_a_step(pool):  # noqa: F811
-    cfg = Config(vocab_size=8192, d_model=32, n_layers=2, n_heads=2, seg_len=L, mem_tokens=4, d_mem=8, dpfp_nu=1)
+    cfg = tiny_cfg()
     args = batch_args(mix_segs=2, tokens_per_step=16 * 32, min_batch=1)
     batches = iter(train.Batches(pool, args, cfg, argparse.Namespace(value=8), argparse.Namespace(value=32)))
     shapes = [next(batches)[3].shape for _ in range(16)]
