@@ -4,7 +4,8 @@ question time only — scaled down to the size it had after --ref segments, or z
 layer's memory capped at that size after each segment (--sizes, --cap). Prints the exact match of each variant, the
 memory sizes and the mean write gate per layer (RUNS.md run 16). --off: also with some layers' memories unread at
 question time, and left out of the fold altogether (RUNS.md run 27). --reset_rows K: also folded with the every-row
-memories emptied every K segments, the memory tokens' kept (RUNS.md run 28).
+memories emptied every K segments, the memory tokens' kept (RUNS.md run 28). --decay D: also folded with the every-row
+memories multiplied by D before each segment's write (the config's mem_decay for those layers; RUNS.md run 30).
 
   python3 train/long_probe.py --config train/configs/ctx-small-seq-mem045.json --weights runs/kc/weights.pt \
       --pool /root/ctx-run/pool.pkl.gz --nsegs 256,2048 --n 16
@@ -105,6 +106,23 @@ def reset_variants(model, S, Q, Y, owner, every):
             exact(model, fold(model, S, n, reset=(keep, every, offset))[0], Q, Y, owner) for where, offset in offsets.items()}
 
 
+def decay_variants(model, S, Q, Y, owner, decays):
+    """--decay: fold with the every-row layers' memories decayed by d per segment (Block.decay, what a config's
+    mem_decay gives the exported fold), the memory tokens' undecayed: a bound on their size (their steady state is
+    that of ~1/(1-d) segments) that keeps 1M tokens in the range the model was trained in (hg-h6 answers garbage at 1M
+    even for a key in the last segment, run 29)."""
+    rows = [b for b in model.blocks if b.has_memory and b.write_all]
+    out = {}
+    for d in decays:
+        for b in rows:
+            b.decay = d
+        state, _, trace = fold(model, S, S.shape[1])
+        out[f'every-row memories decayed by {d} per segment'] = (exact(model, state, Q, Y, owner), trace[S.shape[1]])
+    for b in rows:
+        b.decay = 1.0
+    return out
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--config', required=True)
@@ -119,6 +137,7 @@ def main():
                    'without them (neither written nor read)')
     p.add_argument('--reset_rows', type=int, default=0, metavar='K',
                    help='also fold with the every-row layers\' memories emptied every K segments (two alignments)')
+    p.add_argument('--decay', default='', help='e.g. 0.99,0.995: also fold with the every-row memories decayed by each per segment')
     a = p.parse_args()
     dev = 'cuda' if torch.cuda.is_available() else 'cpu'
     model = load_model(a.config, a.weights).to(dev)
@@ -142,6 +161,8 @@ def main():
         if a.reset_rows:
             for name, ex in reset_variants(model, S, Q, Y, owner, a.reset_rows).items():
                 print(json.dumps({'nseg': nseg, 'variant': name, 'exact': round(ex, 3)}), flush=True)
+        for name, (ex, norms) in decay_variants(model, S, Q, Y, owner, [float(x) for x in a.decay.split(',') if x]).items():
+            print(json.dumps({'nseg': nseg, 'variant': name, 'exact': round(ex, 3), 'norm_M': norms}), flush=True)
         if a.sizes and nseg == max(nsegs):
             print(json.dumps({'nseg': nseg, 'norm_M_by_segments': trace}), flush=True)
             size_variants(model, state, ref, Q, Y, owner)

@@ -5,7 +5,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from long_probe import fold, mem_norms, off_variants, scaled  # noqa: E402
+from long_probe import decay_variants, fold, mem_norms, off_variants, scaled  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, write_rows='all',
@@ -66,3 +66,17 @@ def test_a_reset_fold_empties_the_every_row_memories_each_window_and_keeps_the_m
     assert torch.allclose(r0, w0, atol=1e-5) and torch.allclose(rz0, wz0, atol=1e-5)
     assert not torch.allclose(r1, model.unpack(last_window)[1][0], atol=1e-3)
     assert not torch.allclose(r0, model.unpack(whole)[0][0], atol=1e-3)
+
+
+def test_decay_variants_shrink_the_every_row_memory_alone_and_put_the_decay_back():
+    model = tiny_model(layers={'1': dict(write_rows='mem', key_map='dpfp', seq_delta=False)})
+    S = torch.randint(8, 64, (2, 6, 16), generator=torch.Generator().manual_seed(5))
+    Q = torch.randint(8, 64, (2, 5), generator=torch.Generator().manual_seed(6))
+    Y = torch.full((2, 5), -100)
+    Y[:, 3:] = Q[:, 3:]
+    whole = fold(model, S, ref=6)[2][6]
+    out = decay_variants(model, S, Q, Y, torch.arange(2), [0.5])
+    (name, (ex, norms)), = out.items()
+    assert name == 'every-row memories decayed by 0.5 per segment' and 0.0 <= ex <= 1.0
+    assert norms[0] < whole[0]
+    assert [b.decay for b in model.blocks] == [1.0, 1.0]
