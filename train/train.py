@@ -99,7 +99,12 @@ def parse_args():
                         "--long_families, beside the curriculum's length: run 29 trained pass keys at 64 segments with every "
                         "memory on (they then held at 128K) but lost names that the 16-segment steps keep. Their exact "
                         "match has its own running mean (ema_long), outside the curriculum's mastery")
-    p.add_argument('--long_families', metavar='FAMILIES', help='the families (as --families) of --long_steps (default: --families)')
+    p.add_argument('--long_dropped', metavar='SEGS:P',
+                   help="e.g. '256:0.1': that share of steps are streams of SEGS segments from --long_families with the "
+                        "--drop_memory layers off: the memory tokens alone, trained at the lengths where the every-row memories "
+                        "break the all-on fold (RUNS.md run 30: no hg model answers past ~512 segments with every memory on, "
+                        "its memory tokens alone keep 3 in 4 at 2,048). Their exact match has its own running mean (ema_long_dropped)")
+    p.add_argument('--long_families', metavar='FAMILIES', help='the families (as --families) of --long_steps and --long_dropped (default: --families)')
     p.add_argument('--ckpt_above', type=int, default=16,
                    help='recompute activations per segment above this many segments: memory for time (run 2 did it above 8 and ran at a third of its 8-segment speed at 16)')
     p.add_argument('--families', default=','.join(FAMILIES),
@@ -183,7 +188,8 @@ def train_seg_len(args, cfg):
 class Batches(torch.utils.data.IterableDataset):
     """Endless batches at the length the curriculum asks for (shared through a value the workers read), each
     with its step's kind: 'dropped' drops memories (--drop_memory, --drop_families), 'long' is --long_steps' length
-    with every memory on (--long_families), 'full' is the rest."""
+    with every memory on (--long_families), 'long_dropped' --long_dropped's length with memories dropped (--long_families),
+    'full' is the rest."""
 
     def __init__(self, pool, args, cfg, nseg_value, seg_len_value=None):
         self.pool, self.args, self.cfg, self.nseg, self.seg_len = pool, args, cfg, nseg_value, seg_len_value
@@ -197,12 +203,14 @@ class Batches(torch.utils.data.IterableDataset):
         drop_mix = family_mix(self.args.drop_families) if self.args.drop_families else mix
         drop_p = parse_drop_memory(self.args.drop_memory)[1]
         long_segs, long_p = parse_long_steps(self.args.long_steps)
+        ld_segs, ld_p = parse_long_steps(self.args.long_dropped, '--long_dropped')
         long_mix = family_mix(self.args.long_families) if self.args.long_families else mix
         rng = random.Random(seed)
         while True:
             # decided here, not in the training loop: a dropped or long step's batch may come from other families
-            kind = 'long' if long_p and rng.random() < long_p else 'dropped' if rng.random() < drop_p else 'full'
-            nseg = long_segs if kind == 'long' else draw_segs(rng, self.nseg.value, self.args.mix_segs)
+            r = rng.random()
+            kind = 'long' if r < long_p else 'long_dropped' if r < long_p + ld_p else 'dropped' if rng.random() < drop_p else 'full'
+            nseg = {'long': long_segs, 'long_dropped': ld_segs}.get(kind) or draw_segs(rng, self.nseg.value, self.args.mix_segs)
             want = self.seg_len.value if self.seg_len is not None else train_seg_len(self.args, self.cfg)
             if want != L:   # the first batch, or the curriculum lengthened the segments (--grow_seg_len)
                 L = want
@@ -210,7 +218,7 @@ class Batches(torch.utils.data.IterableDataset):
                                       **curriculum(self.args))
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
             burn = rng.randint(0, self.args.burn_segs)
-            families = {'long': long_mix, 'dropped': drop_mix, 'full': mix}[kind]
+            families = {'long': long_mix, 'long_dropped': long_mix, 'dropped': drop_mix, 'full': mix}[kind]
             yield nseg, burn, kind, *sampler.batch(bsz, burn + nseg, families=families)
 
 
@@ -227,7 +235,7 @@ def stale(nseg, seg_len, st, args):
     segments, or the wrong count of them; with --mix_segs any count up to the current length is one the mix draws."""
     if seg_len != st['seg_len']:
         return True
-    if args.long_steps and nseg == parse_long_steps(args.long_steps)[0]:
+    if nseg in (parse_long_steps(args.long_steps)[0], parse_long_steps(args.long_dropped, '--long_dropped')[0]):
         return False
     return nseg > st['nseg'] if args.mix_segs else nseg != st['nseg']
 
@@ -460,8 +468,9 @@ def parse_fast_memory(spec):
 def track_exact(st, exact, kind):
     """Running exact match: st['ema'] (the curriculum's mastery) follows the whole model, and steps with memories
     dropped (--drop_memory) keep their own st['ema_dropped'] (run 20: there exact match stayed 0 for 4,763 steps,
-    which one shared ema showed only as a lower mastery), --long_steps theirs in st['ema_long']."""
-    key = {'full': 'ema', 'dropped': 'ema_dropped', 'long': 'ema_long'}[kind]
+    which one shared ema showed only as a lower mastery), --long_steps and --long_dropped theirs in st['ema_long'] and
+    st['ema_long_dropped']."""
+    key = {'full': 'ema', 'dropped': 'ema_dropped', 'long': 'ema_long', 'long_dropped': 'ema_long_dropped'}[kind]
     st[key] = 0.97 * st.get(key, 0.0) + 0.03 * exact
 
 
@@ -492,17 +501,17 @@ def parse_drop_memory(spec):
     return layers, p
 
 
-def parse_long_steps(spec):
-    """--long_steps 'SEGS:P' -> (SEGS, P); None -> (0, 0.0)."""
+def parse_long_steps(spec, flag='--long_steps'):
+    """--long_steps (or --long_dropped) 'SEGS:P' -> (SEGS, P); None -> (0, 0.0)."""
     if not spec:
         return 0, 0.0
     try:
         segs, p = spec.split(':')
         segs, p = int(segs), float(p)
     except ValueError:
-        raise SystemExit(f'--long_steps {spec!r}: expected SEGS:P, e.g. 64:0.15') from None
+        raise SystemExit(f'{flag} {spec!r}: expected SEGS:P, e.g. 64:0.15') from None
     if segs < 1 or not 0 <= p <= 1:
-        raise SystemExit(f'--long_steps {spec!r}: SEGS must be at least 1 and P between 0 and 1')
+        raise SystemExit(f'{flag} {spec!r}: SEGS must be at least 1 and P between 0 and 1')
     return segs, p
 
 
@@ -525,10 +534,14 @@ def main():
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
         raise SystemExit('--ask_back asks about streams a carried memory holds: give --carry too')
-    if (args.mix_segs or args.long_steps) and args.carry:
-        raise SystemExit('--mix_segs and --long_steps change the batch size from step to step, and a carried memory starts afresh '
-                         'whenever it does: give one')
-    parse_long_steps(args.long_steps)   # a bad spec stops the run here, not later inside a data-loader worker
+    if (args.mix_segs or args.long_steps or args.long_dropped) and args.carry:
+        raise SystemExit('--mix_segs, --long_steps and --long_dropped change the batch size from step to step, and a carried '
+                         'memory starts afresh whenever it does: give one')
+    # a bad spec stops the run here, not later inside a data-loader worker
+    if parse_long_steps(args.long_steps)[1] + parse_long_steps(args.long_dropped, '--long_dropped')[1] > 1:
+        raise SystemExit('--long_steps and --long_dropped: their shares of steps add up to more than 1')
+    if args.long_dropped and not drop_layers:
+        raise SystemExit('--long_dropped drops the --drop_memory layers: give --drop_memory too')
     mask = carry_mask(model, args)
     carry = Carry(args.carry, args.ask_back, mask) if args.carry else None
     if os.path.exists(args.ckpt):
@@ -568,7 +581,7 @@ def main():
         lr = args.lr * min(1.0, (st['step'] + 1) / 200)
         set_lr(opt, lr)
         model.open_gates(st['step'] < args.gate_open_steps)
-        model.use_memories(drop_layers if kind == 'dropped' else ())
+        model.use_memories(drop_layers if kind in ('dropped', 'long_dropped') else ())
         start = carry.start(S.shape[0], dev) if carry else None
         model.log_gates(args.gate_cost > 0)
         with autocast(dev):
@@ -613,6 +626,8 @@ def main():
                               **({'curriculum_segs': st['nseg']} if args.mix_segs else {}),
                               **({'dropped': kind == 'dropped', 'ema_dropped': round(st.get('ema_dropped', 0.0), 3)} if drop_p else {}),
                               **({'long': kind == 'long', 'ema_long': round(st.get('ema_long', 0.0), 3)} if args.long_steps else {}),
+                              **({'long_dropped': kind == 'long_dropped', 'ema_long_dropped': round(st.get('ema_long_dropped', 0.0), 3)}
+                                 if args.long_dropped else {}),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
                               **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {}),
                               **({'past_rows': past[0].shape[0], 'past_exact': round(float(pex), 3)} if past is not None else {})}), flush=True)
@@ -649,8 +664,11 @@ def main():
     if args.eval_n > 0 and args.eval_long:
         args.eval_n = min(args.eval_n, 16)
         for n in [int(x) for x in args.eval_long.split(',')]:
-            print(json.dumps({'eval': 'passkey', 'nseg': n, 'tokens': n * cfg.seg_len,
-                              'exact': round(evaluate(model, pool, args, cfg, n, 'passkey', dev=dev), 3)}), flush=True)
+            r = {'eval': 'passkey', 'nseg': n, 'tokens': n * cfg.seg_len, 'exact': round(evaluate(model, pool, args, cfg, n, 'passkey', dev=dev), 3)}
+            if args.long_dropped:     # what the memory tokens alone keep at this length
+                with model.memories_off(drop_layers):
+                    r['exact_dropped'] = round(evaluate(model, pool, args, cfg, n, 'passkey', dev=dev), 3)
+            print(json.dumps(r), flush=True)
 
 
 if __name__ == '__main__':

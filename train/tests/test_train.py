@@ -22,7 +22,7 @@ def batch_args(**kw):
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
                                  'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
                                  'names_per_file': None, 'share_dir': None, 'drop_memory': None, 'drop_families': None, 'mix_segs': 0,
-                                 'long_steps': None, 'long_families': None,
+                                 'long_steps': None, 'long_dropped': None, 'long_families': None,
                                  **kw})
 
 
@@ -119,6 +119,26 @@ def test_long_steps_are_longer_streams_of_their_own_families_with_every_memory_o
     for bad in ('64', 'x:0.1', '0:0.1', '64:2'):
         with pytest.raises(SystemExit, match='--long_steps'):
             train.parse_long_steps(bad)
+
+
+def test_long_dropped_steps_are_longer_pass_key_streams_of_their_own_kind(pool):  # noqa: F811
+    """--long_dropped SEGS:P: that share of batches is SEGS segments long from --long_families, beside --long_steps'
+    own; the training loop drops the --drop_memory layers on them (kind 'long_dropped'); never stale; own ema."""
+    cfg = tiny_cfg()
+    args = batch_args(families='where_defined', drop_memory='0:0.3', drop_families='passkey', long_steps='3:0.3',
+                      long_dropped='4:0.3', long_families='passkey')
+    kinds = set()
+    for _, (nseg, _, kind, S, Q, *_) in zip(range(32), train.Batches(pool, args, cfg, argparse.Namespace(value=2))):
+        want = {'long': (3, True), 'long_dropped': (4, True), 'dropped': (2, True), 'full': (2, False)}[kind]
+        assert (nseg, S.shape[1]) == (want[0], want[0]) and asks_pass_keys(Q) == want[1]
+        kinds.add(kind)
+    assert kinds == {'long', 'long_dropped', 'dropped', 'full'}
+    st = {'nseg': 2, 'seg_len': L}
+    assert not train.stale(4, L, st, args) and not train.stale(3, L, st, args) and train.stale(5, L, st, args)
+    train.track_exact(st, 1.0, 'long_dropped')
+    assert st['ema_long_dropped'] == pytest.approx(0.03) and 'ema_long' not in st
+    with pytest.raises(SystemExit, match='--long_dropped'):
+        train.parse_long_steps('256', '--long_dropped')
 
 
 def test_burnt_segments_fold_into_the_state_without_gradients(pool):  # noqa: F811
@@ -343,7 +363,7 @@ def test_mix_segs_draws_each_doubling_of_length_about_as_often_and_only_within_i
 
 
 def test_a_mixed_batch_is_stale_only_when_longer_than_the_curriculum_allows():
-    st, fixed, mixed = {'nseg': 16, 'seg_len': 512}, argparse.Namespace(mix_segs=0, long_steps=None), argparse.Namespace(mix_segs=4, long_steps=None)
+    st, fixed, mixed = {'nseg': 16, 'seg_len': 512}, argparse.Namespace(mix_segs=0, long_steps=None, long_dropped=None), argparse.Namespace(mix_segs=4, long_steps=None, long_dropped=None)
     assert not train.stale(16, 512, st, fixed) and train.stale(8, 512, st, fixed)
     assert not train.stale(8, 512, st, mixed) and not train.stale(16, 512, st, mixed) and train.stale(32, 512, st, mixed)
     assert train.stale(16, 256, st, mixed)
