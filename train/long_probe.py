@@ -112,14 +112,14 @@ def decay_variants(model, S, Q, Y, owner, decays):
     that of ~1/(1-d) segments) that keeps 1M tokens in the range the model was trained in (hg-h6 answers garbage at 1M
     even for a key in the last segment, run 29)."""
     rows = [b for b in model.blocks if b.has_memory and b.write_all]
-    out = {}
+    before, out = [b.decay for b in rows], {}
     for d in decays:
         for b in rows:
             b.decay = d
         state, _, trace = fold(model, S, S.shape[1])
         out[f'every-row memories decayed by {d} per segment'] = (exact(model, state, Q, Y, owner), trace[S.shape[1]])
-    for b in rows:
-        b.decay = 1.0
+    for b, d in zip(rows, before):
+        b.decay = d
     return out
 
 

@@ -202,8 +202,7 @@ class Batches(torch.utils.data.IterableDataset):
         mix = family_mix(self.args.families)
         drop_mix = family_mix(self.args.drop_families) if self.args.drop_families else mix
         drop_p = parse_drop_memory(self.args.drop_memory)[1]
-        long_segs, long_p = parse_long_steps(self.args.long_steps)
-        ld_segs, ld_p = parse_long_steps(self.args.long_dropped, '--long_dropped')
+        (long_segs, long_p), (ld_segs, ld_p) = parse_long(self.args).values()
         long_mix = family_mix(self.args.long_families) if self.args.long_families else mix
         rng = random.Random(seed)
         while True:
@@ -235,7 +234,7 @@ def stale(nseg, seg_len, st, args):
     segments, or the wrong count of them; with --mix_segs any count up to the current length is one the mix draws."""
     if seg_len != st['seg_len']:
         return True
-    if nseg in (parse_long_steps(args.long_steps)[0], parse_long_steps(args.long_dropped, '--long_dropped')[0]):
+    if nseg in [segs for segs, _ in parse_long(args).values()]:
         return False
     return nseg > st['nseg'] if args.mix_segs else nseg != st['nseg']
 
@@ -515,6 +514,11 @@ def parse_long_steps(spec, flag='--long_steps'):
     return segs, p
 
 
+def parse_long(args):
+    """--long_steps and --long_dropped: {'long': (SEGS, P), 'long_dropped': (SEGS, P)}, (0, 0.0) where not given."""
+    return {'long': parse_long_steps(args.long_steps), 'long_dropped': parse_long_steps(args.long_dropped, '--long_dropped')}
+
+
 def set_lr(opt, lr):
     """The base learning rate to every group, times the group's lr_mult (make_optimizer's gates)."""
     for g in opt.param_groups:
@@ -538,7 +542,7 @@ def main():
         raise SystemExit('--mix_segs, --long_steps and --long_dropped change the batch size from step to step, and a carried '
                          'memory starts afresh whenever it does: give one')
     # a bad spec stops the run here, not later inside a data-loader worker
-    if parse_long_steps(args.long_steps)[1] + parse_long_steps(args.long_dropped, '--long_dropped')[1] > 1:
+    if sum(p for _, p in parse_long(args).values()) > 1:
         raise SystemExit('--long_steps and --long_dropped: their shares of steps add up to more than 1')
     if args.long_dropped and not drop_layers:
         raise SystemExit('--long_dropped drops the --drop_memory layers: give --drop_memory too')
