@@ -30,6 +30,19 @@ test('size depends on the model only, not on the counts', () => {
   assert.equal(encodeSnapshot({ header: a, state }).length, snapshotBytes(config.state_size));
 });
 
+test('a second state (a two-way model within its first segments) round-trips and doubles the state bytes', () => {
+  const alone = Float32Array.from(state, (v) => -v);
+  const buf = encodeSnapshot({ header: newHeader(config), state, alone });
+  assert.equal(buf.length, snapshotBytes(config.state_size, 2));
+  const snap = decodeSnapshot(buf);
+  assert.deepEqual(snap.state, state);
+  assert.deepEqual(snap.alone, alone);
+  assert.throws(() => decodeSnapshot(buf.subarray(0, snapshotBytes(config.state_size))), /truncated/);
+  const back = decodeSnapshot(encodeSnapshot({ header: snap.header, state: snap.alone! }));
+  assert.equal(back.alone, undefined, 'the header follows the states written, not the header read');
+  assert.deepEqual(back.state, alone);
+});
+
 test('truncated, corrupted, foreign and future files get clear errors', () => {
   const good = sample();
   assert.throws(() => decodeSnapshot(good.subarray(0, good.length - 100)), /truncated/);

@@ -162,6 +162,20 @@ def file_sha(path):
     return h.hexdigest()
 
 
+def two_way(model, after):
+    """config.json's two_way: for the first `after` segments the product folds both with every memory on and with the
+    memory tokens alone, then only the second. Alone = the every-row layers' memories emptied after each fold, so
+    nothing crosses a segment boundary but through the memory tokens (RUNS.md run 31 measured it through the product:
+    hg-l2's pass keys at 1M). `empty` lists those memories' [start, end) ranges in the flat state."""
+    emptied = (model.mask_without(every_row=True) == 0).int()
+    if after < 1 or not emptied.any() or emptied.all():
+        raise SystemExit('--two_way_after needs a positive length and a model with both every-row and memory-token memories')
+    z = torch.cat([emptied.new_zeros(1), emptied, emptied.new_zeros(1)])
+    d = z[1:] - z[:-1]                          # +1 where a range starts, -1 one past where it ends
+    starts, ends = (d == 1).nonzero().flatten().tolist(), (d == -1).nonzero().flatten().tolist()
+    return {'after_segments': after, 'empty': [[s, e] for s, e in zip(starts, ends)]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--config', required=True)
@@ -170,6 +184,9 @@ def main():
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--tokenizer', help='tokenizer.model to copy into the model folder')
     ap.add_argument('--note', default='', help='free text stored in config.json (what this model is)')
+    ap.add_argument('--two_way_after', type=int, metavar='SEGS',
+                    help="fold twice for the first SEGS segments, past them with the memory tokens alone (config.json's "
+                         "two_way; train/RUNS.md run 31): for a hybrid whose every-row memories fail at long inputs")
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     cfg = Config.load(args.config)
@@ -190,7 +207,11 @@ def main():
     h = hashlib.sha256()
     for f in ('fold.onnx', 'decode.onnx', 'weights.bin'):
         h.update(file_sha(f'{args.out}/{f}').encode())
-    meta = {**cfg.to_dict(), 'model_id': h.hexdigest()[:32], 'tokenizer_sha256': file_sha(f'{args.out}/tokenizer.model'),
+    extra = {}
+    if args.two_way_after:    # part of the id: a snapshot's second state means nothing to a one-way fold
+        extra['two_way'] = two_way(model, args.two_way_after)
+        h.update(json.dumps(extra['two_way'], sort_keys=True).encode())
+    meta = {**cfg.to_dict(), **extra, 'model_id': h.hexdigest()[:32], 'tokenizer_sha256': file_sha(f'{args.out}/tokenizer.model'),
             'trained': bool(args.ckpt), 'note': args.note}
     with open(f'{args.out}/config.json', 'w') as f:
         json.dump(meta, f, indent=2)

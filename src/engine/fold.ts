@@ -25,3 +25,34 @@ export async function foldSegment(model: Model, state: Float32Array, segment: Ar
   });
   return out.new_state.data as Float32Array;
 }
+
+/**
+ * What an input folds into: `state`, the one questions are decoded from, and for a two-way model
+ * (config.two_way) still within its first `after_segments` segments, `alone`: the same input folded with the
+ * every-row layers' memories emptied after each segment, so that only the memory tokens carry it. A hybrid's
+ * every-row memories bind names but drown a pass key past a few hundred segments, where its memory tokens alone
+ * still hold it at 1M tokens (train/RUNS.md run 31); past `after_segments` the fold goes on with `alone` only,
+ * and it becomes `state`.
+ */
+export interface Memory {
+  state: Float32Array;
+  alone?: Float32Array;
+}
+
+export function emptyMemory(model: Model): Memory {
+  return model.config.two_way ? { state: emptyState(model), alone: emptyState(model) } : { state: emptyState(model) };
+}
+
+/** Fold one segment into a memory that has folded `before` segments (both ways while a two-way model needs both). */
+export async function foldMemory(model: Model, memory: Memory, segment: ArrayLike<number>, before: number): Promise<Memory> {
+  const twoWay = model.config.two_way;
+  if (!twoWay) return { state: await foldSegment(model, memory.state, segment) };
+  const alone = emptyRanges(await foldSegment(model, memory.alone ?? memory.state, segment), twoWay.empty);
+  if (!memory.alone || before + 1 > twoWay.after_segments) return { state: alone };
+  return { state: await foldSegment(model, memory.state, segment), alone };
+}
+
+function emptyRanges(state: Float32Array, ranges: [number, number][]): Float32Array {
+  for (const [start, end] of ranges) state.fill(0, start, end);
+  return state;
+}

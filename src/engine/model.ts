@@ -28,6 +28,9 @@ export interface ModelConfig {
   q_cache?: [number, number];
   d_key: number;
   state_size: number;
+  /** Fold twice for the first after_segments segments: every memory on, and with the state's `empty` ranges (the
+   *  every-row layers' memories) emptied after each segment; past them only the second (engine/fold.ts Memory). */
+  two_way?: { after_segments: number; empty: [number, number][] };
   model_id: string;
   tokenizer_sha256: string;
   trained: boolean;
@@ -76,6 +79,8 @@ export async function loadModel(dir = defaultModelDir(), opts: LoadOptions = {})
     if (!existsSync(join(dir, f))) throw new CtxError(`model folder ${dir} is missing ${f}`);
   }
   const config = readModelConfig(dir);
+  const bad = config.two_way?.empty.find(([start, end]) => !(0 <= start && start < end && end <= config.state_size));
+  if (bad) throw new CtxError(`${dir}/config.json: two_way range [${bad}] is outside the state of ${config.state_size}`);
   const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.model'));
   if (tokenizer.sha256 !== config.tokenizer_sha256) {
     throw new CtxError(`${dir}/tokenizer.model does not match the one the model was trained with`);

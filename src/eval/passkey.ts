@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Model } from '../engine/model.js';
-import { emptyState, foldSegment } from '../engine/fold.js';
+import { emptyMemory, emptyState, foldMemory } from '../engine/fold.js';
 import { answer } from '../engine/decode.js';
 import { Segmenter } from '../stream/segmenter.js';
 
@@ -56,13 +56,14 @@ export async function runPasskeyCase(model: Model, filler: FillerDoc[], c: Passk
   const needle = `The pass key is ${c.key}. Remember it. ${c.key} is the pass key.\n`;
   const needleAt = Math.floor(c.depth * c.tokens);
   const random = rng(c.seed);
-  let state = emptyState(model);
+  let memory = emptyMemory(model);
   let folded = 0;
+  let count = 0;
   let placed = false;
   const fold = async (segments: Int32Array[]) => {
     for (const s of segments) {
       if (signal?.aborted) throw new DOMException('cancelled', 'AbortError');
-      state = await foldSegment(model, state, s);
+      memory = await foldMemory(model, memory, s, count++);
       folded += s.length;
       onSegment?.();
     }
@@ -82,7 +83,7 @@ export async function runPasskeyCase(model: Model, filler: FillerDoc[], c: Passk
   if (!placed) await fold(seg.text(needle));
   const last = seg.flush();
   if (last) await fold([last]);
-  const answers = await answer(model, state, 'What is the pass key?', { beams: 3, maxTokens: 12 });
+  const answers = await answer(model, memory.state, 'What is the pass key?', { beams: 3, maxTokens: 12 });
   const top = answers[0];
   const [off] = await answer(model, emptyState(model), 'What is the pass key?', { beams: 1, maxTokens: 12 });
   return {

@@ -30,7 +30,7 @@ import { existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs'
 import { stat } from 'node:fs/promises';
 import { resolve, sep } from 'node:path';
 import type { Model } from '../engine/model.js';
-import { emptyState, foldSegment } from '../engine/fold.js';
+import { emptyMemory, foldMemory } from '../engine/fold.js';
 import { CtxError } from '../errors.js';
 import {
   emptyManifest, followLog, ingestSources, isUnchanged, loadManifest, logPartsFrom, logTail, recordSource, saveManifest,
@@ -227,7 +227,7 @@ class IngestStore {
       removePartial(target);
     }
 
-    const snap: Snapshot = base ?? { header: newHeader(o.model.config), state: emptyState(o.model) };
+    const snap: Snapshot = base ?? { header: newHeader(o.model.config), ...emptyMemory(o.model) };
     snap.header.counts.sources += paths.length;
     const record: ResumeRecord = {
       version: RECORD_VERSION, paths, append, follow, base: base?.header.updated ?? null,
@@ -533,7 +533,8 @@ class FoldRun {
   private async fold(segments: Int32Array[]): Promise<void> {
     const { header } = this.store.snap;
     for (const s of segments) {
-      this.store.snap.state = await foldSegment(this.model, this.store.snap.state, s);
+      const { state, alone } = await foldMemory(this.model, this.store.snap, s, header.counts.segments);
+      Object.assign(this.store.snap, { state, alone });
       this.run.tokens += s.length;
       this.run.segments += 1;
       header.counts.tokens += s.length;

@@ -6,9 +6,13 @@
  *          12       header capacity H (u32 LE)         4096
  *          16       header JSON, UTF-8, space-padded to H bytes (model and tokenizer ids, shape, counts, times)
  *          16+H     memory state, float32 LE           state_size values (M and z of every layer)
+ *          ...      the memory tokens' state alone     state_size more values, only where the header says
+ *                                                      `alone: true` (a two-way model's first segments,
+ *                                                      engine/fold.ts Memory)
  *          end-32   SHA-256 of all bytes before it
  *
- * The header has a fixed capacity so that the file size depends on the model only. Writes are atomic
+ * The header has a fixed capacity so that the file size depends on the model only (and for a two-way model on
+ * whether the input is past its first segments). Writes are atomic
  * (temp file in the same folder, fsync, rename, fsync of the folder): an existing snapshot is never left
  * half-written, whatever happens during the write.
  */
@@ -16,6 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync, mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CtxError } from '../errors.js';
+import type { Memory } from '../engine/fold.js';
 import type { ModelConfig } from '../engine/model.js';
 
 export const MAGIC = Buffer.from('CTXSNAP\0', 'latin1');
@@ -40,11 +45,12 @@ export interface SnapshotHeader {
   counts: SnapshotCounts;
   created: string;
   updated: string;
+  /** A second state follows the first: Memory.alone. */
+  alone?: boolean;
 }
 
-export interface Snapshot {
+export interface Snapshot extends Memory {
   header: SnapshotHeader;
-  state: Float32Array;
 }
 
 export function newHeader(config: ModelConfig): SnapshotHeader {
@@ -60,22 +66,24 @@ export function newHeader(config: ModelConfig): SnapshotHeader {
   };
 }
 
-export function snapshotBytes(stateSize: number): number {
-  return PREFIX + HEADER_CAPACITY + 4 * stateSize + CHECKSUM;
+export function snapshotBytes(stateSize: number, states = 1): number {
+  return PREFIX + HEADER_CAPACITY + 4 * stateSize * states + CHECKSUM;
 }
 
 export function encodeSnapshot(snap: Snapshot): Buffer {
-  const json = Buffer.from(JSON.stringify(snap.header), 'utf8');
+  const states = snap.alone ? [snap.state, snap.alone] : [snap.state];
+  const header: SnapshotHeader = { ...snap.header, alone: snap.alone ? true : undefined };
+  const json = Buffer.from(JSON.stringify(header), 'utf8');
   if (json.length > HEADER_CAPACITY) throw new Error(`snapshot header of ${json.length} bytes exceeds ${HEADER_CAPACITY}`);
-  if (snap.state.length !== snap.header.model.state_size) throw new Error('state size does not match the header');
-  const buf = Buffer.alloc(snapshotBytes(snap.state.length), 0x20);
+  if (states.some((s) => s.length !== header.model.state_size)) throw new Error('state size does not match the header');
+  const buf = Buffer.alloc(snapshotBytes(header.model.state_size, states.length), 0x20);
   MAGIC.copy(buf, 0);
   buf.writeUInt32LE(VERSION, 8);
   buf.writeUInt32LE(HEADER_CAPACITY, 12);
   json.copy(buf, PREFIX);
-  const stateAt = PREFIX + HEADER_CAPACITY;
-  const le = new DataView(buf.buffer, buf.byteOffset + stateAt, 4 * snap.state.length);
-  for (let i = 0; i < snap.state.length; i++) le.setFloat32(i * 4, snap.state[i], true);
+  const le = new DataView(buf.buffer, buf.byteOffset + PREFIX + HEADER_CAPACITY, 4 * header.model.state_size * states.length);
+  let at = 0;
+  for (const s of states) for (let i = 0; i < s.length; i++, at += 4) le.setFloat32(at, s[i], true);
   const end = buf.length - CHECKSUM;
   createHash('sha256').update(buf.subarray(0, end)).digest().copy(buf, end);
   return buf;
@@ -93,17 +101,21 @@ export function decodeSnapshot(buf: Buffer, path = 'snapshot'): Snapshot {
   } catch {
     throw new CtxError(`${path} is corrupted (unreadable header)`);
   }
-  const expected = PREFIX + cap + 4 * (header.model?.state_size ?? 0) + CHECKSUM;
+  const size = header.model?.state_size ?? 0;
+  const expected = PREFIX + cap + 4 * size * (header.alone ? 2 : 1) + CHECKSUM;
   if (buf.length < expected) throw new CtxError(`${path} is truncated (${buf.length} of ${expected} bytes)`);
   if (buf.length > expected) throw new CtxError(`${path} is corrupted (${buf.length - expected} unexpected trailing bytes)`);
   const end = buf.length - CHECKSUM;
   if (!createHash('sha256').update(buf.subarray(0, end)).digest().equals(buf.subarray(end))) {
     throw new CtxError(`${path} is corrupted (checksum mismatch)`);
   }
-  const state = new Float32Array(header.model.state_size);
-  const le = new DataView(buf.buffer, buf.byteOffset + PREFIX + cap, 4 * state.length);
-  for (let i = 0; i < state.length; i++) state[i] = le.getFloat32(i * 4, true);
-  return { header, state };
+  const readState = (n: number) => {
+    const state = new Float32Array(size);
+    const le = new DataView(buf.buffer, buf.byteOffset + PREFIX + cap + 4 * size * n, 4 * size);
+    for (let i = 0; i < size; i++) state[i] = le.getFloat32(i * 4, true);
+    return state;
+  };
+  return header.alone ? { header, state: readState(0), alone: readState(1) } : { header, state: readState(0) };
 }
 
 export function readSnapshot(path: string): Snapshot {

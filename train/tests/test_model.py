@@ -13,15 +13,15 @@ from model import Config, CtxModel  # noqa: E402
 TINY = dict(vocab_size=64, d_model=32, n_layers=2, n_heads=2, seg_len=16, mem_tokens=4, d_mem=8, dpfp_nu=3)
 
 
-def export_config(tmp_path, cfg, ckpt=None):
-    """Runs export.py on config dict cfg (saved as NAME.json) with the weights of checkpoint ckpt (None: untrained);
-    returns the exported folder."""
+def export_config(tmp_path, cfg, ckpt=None, extra=()):
+    """Runs export.py on config dict cfg (saved as NAME.json) with the weights of checkpoint ckpt (None: untrained)
+    and the export.py flags extra; returns the exported folder."""
     cfg_path = tmp_path / f"{cfg['name']}.json"
     cfg_path.write_text(json.dumps(cfg))
     tok = os.path.join(os.path.dirname(__file__), '..', '..', 'models', 'ctx-small', 'tokenizer.model')
     out = tmp_path / 'm'
     r = subprocess.run([sys.executable, os.path.join(os.path.dirname(__file__), '..', 'export.py'), '--config', str(cfg_path),
-                        '--out', str(out), '--tokenizer', tok] + (['--ckpt', str(ckpt)] if ckpt else []),
+                        '--out', str(out), '--tokenizer', tok, *extra] + (['--ckpt', str(ckpt)] if ckpt else []),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return out
