@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { statSync } from 'node:fs';
 import { SnapshotCommand, humanBytes, humanCount, printJson } from '../src/cli/base.js';
-import { readSnapshot } from '../src/snapshot/file.js';
+import { readSnapshot, sizeNote } from '../src/snapshot/file.js';
 import { readModelConfig, defaultModelDir } from '../src/engine/model.js';
 
 export default class Info extends SnapshotCommand {
@@ -20,7 +20,7 @@ export default class Info extends SnapshotCommand {
     const m = header.model;
     const c = header.counts;
     this.log(`snapshot  ${path}`);
-    this.log(`size      ${humanBytes(bytes)} (${bytes} bytes; fixed by the model)`);
+    this.log(`size      ${humanBytes(bytes)} (${bytes} bytes; ${sizeNote(header)})`);
     this.log(`model     ${m.name} ${m.model_id.slice(0, 12)}${matches ? '' : '  (NOT the current model: re-ingest to use it)'}`);
     this.log(`shape     ${m.n_layers} layers x d_model ${m.d_model}, ${m.memory} memory d_key ${m.d_key}, segments of ${m.seg_len} tokens`);
     this.log(`folded    ${humanCount(c.tokens)} tokens in ${humanCount(c.segments)} segments, ${c.documents} documents from ${c.sources} sources`);

@@ -66,6 +66,11 @@ export function newHeader(config: ModelConfig): SnapshotHeader {
   };
 }
 
+/** What sets a snapshot's size, for `ctx info` and the TUI. */
+export function sizeNote(header: SnapshotHeader): string {
+  return header.alone ? 'fixed by the model: two states until its two-way length' : 'fixed by the model';
+}
+
 export function snapshotBytes(stateSize: number, states = 1): number {
   return PREFIX + HEADER_CAPACITY + 4 * stateSize * states + CHECKSUM;
 }

@@ -1,5 +1,6 @@
 /** Plain-text formatting shared by the Ink components and the line mode (no colours, no layout). */
 import { humanBytes, humanCount } from '../cli/base.js';
+import { sizeNote } from '../snapshot/file.js';
 import type { IngestEstimate, IngestProgress, ModelInfo, SnapshotInfo } from './types.js';
 
 /** A probability as a percentage; tiny ones (the untrained model's) read "<0.1%" rather than "0.0%". */
@@ -58,7 +59,7 @@ export function infoRows(s: SnapshotInfo, model?: ModelInfo, now = Date.now()): 
   const c = h.counts;
   return [
     ['snapshot', s.path],
-    ['size', `${humanBytes(s.bytes)} (${s.bytes} bytes; fixed by the model)`],
+    ['size', `${humanBytes(s.bytes)} (${s.bytes} bytes; ${sizeNote(h)})`],
     ['model', `${m.name} ${m.model_id.slice(0, 12)}${model && !model.trained ? ' (untrained)' : ''}`],
     ['shape', `${m.n_layers} layers × d_model ${m.d_model}, ${m.memory} memory d_key ${m.d_key}, segments of ${m.seg_len} tokens`],
     ['folded', `${plural(c.tokens, 'token')} in ${plural(c.segments, 'segment')}, ${plural(c.documents, 'document')} from ${plural(c.sources, 'source')}`],
