@@ -35,8 +35,9 @@ test('a two-way model folds both ways for its first segments, then the memory to
   }
 });
 
-test('a one-way model (no two_way, as shipped) keeps one state', async () => {
-  const model = await shippedModel();
+test('a one-way model (no two_way) keeps one state', async () => {
+  const shipped = await shippedModel();
+  const model: Model = { ...shipped, config: { ...shipped.config, two_way: undefined } };
   const memory = await foldMemory(model, emptyMemory(model), segment(0), 0);
   assert.equal(memory.alone, undefined);
   assert.deepEqual(memory.state, await foldSegment(model, emptyState(model), segment(0)));
