@@ -55,13 +55,19 @@ def empty_cache(cfg, batch=1, length=0):
     return torch.zeros(cfg.n_layers, batch, cfg.n_heads, length, cfg.d_head)
 
 
-def export_graphs(model, tmp):
+def export_graphs(model, tmp, alone=()):
+    """fold.onnx and decode.onnx; with `alone` (layers), also fold_alone.onnx: the fold with those layers' memories
+    neither read nor written (their part of the state passes through), what a two-way model folds its second state
+    with. It computes what fold.onnx does on a state whose `alone` memories are empty, emptied again after, without
+    their work (~9 ms of ~150 a segment each on a 2-core machine; RUNS.md run 33)."""
     cfg = model.cfg
     tokens = torch.randint(0, cfg.vocab_size, (1, 37))
     state = torch.randn(1, cfg.state_size) * 0.01
-    torch.onnx.export(FoldGraph(model), (tokens, state), f'{tmp}/fold.onnx', opset_version=OPSET,
-                      input_names=['tokens', 'state'], output_names=['new_state'],
-                      dynamic_axes={'tokens': {1: 'T'}}, do_constant_folding=True)
+    for name, off in [('fold.onnx', ())] + ([('fold_alone.onnx', alone)] if alone else []):
+        with model.memories_off(off):
+            torch.onnx.export(FoldGraph(model), (tokens, state), f'{tmp}/{name}', opset_version=OPSET,
+                              input_names=['tokens', 'state'], output_names=['new_state'],
+                              dynamic_axes={'tokens': {1: 'T'}}, do_constant_folding=True)
     q = torch.randint(0, cfg.vocab_size, (2, 5))
     pk, pv = torch.randn(cfg.n_layers, 2, cfg.n_heads, 3, cfg.d_head), torch.randn(cfg.n_layers, 2, cfg.n_heads, 3, cfg.d_head)
     args, ins, outs = (q, torch.tensor(3), state, pk, pv), ['tokens', 'offset', 'state', 'past_k', 'past_v'], \
@@ -162,11 +168,16 @@ def file_sha(path):
     return h.hexdigest()
 
 
+def every_row_layers(model):
+    return [i for i, b in enumerate(model.blocks) if b.has_memory and b.write_all]
+
+
 def two_way(model, after):
     """config.json's two_way: for the first `after` segments the product folds both with every memory on and with the
-    memory tokens alone, then only the second. Alone = the every-row layers' memories emptied after each fold, so
-    nothing crosses a segment boundary but through the memory tokens (RUNS.md run 31 measured it through the product:
-    hg-l2's pass keys at 1M). `empty` lists those memories' [start, end) ranges in the flat state."""
+    memory tokens alone (fold_alone.onnx), then only the second. Alone = the every-row layers' memories neither
+    written nor read, so nothing crosses a segment boundary but through the memory tokens (RUNS.md run 31 measured it
+    through the product: hg-l2's pass keys at 1M). `empty` lists those memories' [start, end) ranges in the flat
+    state, which stay empty in the second state."""
     emptied = (model.mask_without(every_row=True) == 0).int()
     if after < 1 or not emptied.any() or emptied.all():
         raise SystemExit('--two_way_after needs a positive length and a model with both every-row and memory-token memories')
@@ -197,20 +208,24 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     tmp = f'{args.out}/.export-tmp'
     os.makedirs(tmp, exist_ok=True)
+    extra = {}
+    if args.two_way_after:
+        extra['two_way'] = two_way(model, args.two_way_after)
+    graphs = ['fold.onnx', 'decode.onnx'] + (['fold_alone.onnx'] if extra else [])
     try:
-        export_graphs(model, tmp)
-        share_weights(['fold.onnx', 'decode.onnx'], tmp, args.out)
+        export_graphs(model, tmp, alone=every_row_layers(model) if extra else ())
+        share_weights(graphs, tmp, args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.tokenizer and os.path.abspath(args.tokenizer) != os.path.abspath(f'{args.out}/tokenizer.model'):
         shutil.copyfile(args.tokenizer, f'{args.out}/tokenizer.model')
     h = hashlib.sha256()
-    for f in ('fold.onnx', 'decode.onnx', 'weights.bin'):
+    for f in graphs + ['weights.bin']:
         h.update(file_sha(f'{args.out}/{f}').encode())
-    extra = {}
-    if args.two_way_after:    # part of the id: a snapshot's second state means nothing to a one-way fold
-        extra['two_way'] = two_way(model, args.two_way_after)
+    if extra:    # part of the id: a snapshot's second state means nothing to a one-way fold
         h.update(json.dumps(extra['two_way'], sort_keys=True).encode())
+    elif os.path.exists(f'{args.out}/fold_alone.onnx'):
+        os.remove(f'{args.out}/fold_alone.onnx')    # left by an earlier two-way export into the same folder
     meta = {**cfg.to_dict(), **extra, 'model_id': h.hexdigest()[:32], 'tokenizer_sha256': file_sha(f'{args.out}/tokenizer.model'),
             'trained': bool(args.ckpt), 'note': args.note}
     with open(f'{args.out}/config.json', 'w') as f:

@@ -28,8 +28,9 @@ export interface ModelConfig {
   q_cache?: [number, number];
   d_key: number;
   state_size: number;
-  /** Fold twice for the first after_segments segments: every memory on, and with the state's `empty` ranges (the
-   *  every-row layers' memories) emptied after each segment; past them only the second (engine/fold.ts Memory). */
+  /** Fold twice for the first after_segments segments: every memory on (fold.onnx), and with the every-row layers'
+   *  memories neither read nor written (fold_alone.onnx; their `empty` ranges of the state stay empty); past them
+   *  only the second (engine/fold.ts Memory). */
   two_way?: { after_segments: number; empty: [number, number][] };
   model_id: string;
   tokenizer_sha256: string;
@@ -42,10 +43,13 @@ export interface Model {
   config: ModelConfig;
   tokenizer: Tokenizer;
   fold: ort.InferenceSession;
+  /** A two-way model's fold for its second state (fold_alone.onnx). */
+  foldAlone?: ort.InferenceSession;
   decode: ort.InferenceSession;
 }
 
 const FILES = ['config.json', 'tokenizer.model', 'fold.onnx', 'decode.onnx', 'weights.bin'];
+const ALONE = 'fold_alone.onnx';
 
 /** The model shipped in this package: <package root>/models/ctx-small, unless CTX_MODEL names another folder. */
 export function defaultModelDir(): string {
@@ -79,6 +83,7 @@ export async function loadModel(dir = defaultModelDir(), opts: LoadOptions = {})
     if (!existsSync(join(dir, f))) throw new CtxError(`model folder ${dir} is missing ${f}`);
   }
   const config = readModelConfig(dir);
+  if (config.two_way && !existsSync(join(dir, ALONE))) throw new CtxError(`model folder ${dir} is missing ${ALONE} (a two-way model)`);
   const bad = config.two_way?.empty.find(([start, end]) => !(0 <= start && start < end && end <= config.state_size));
   if (bad) throw new CtxError(`${dir}/config.json: two_way range [${bad}] is outside the state of ${config.state_size}`);
   const tokenizer = await Tokenizer.load(join(dir, 'tokenizer.model'));
@@ -92,11 +97,16 @@ export async function loadModel(dir = defaultModelDir(), opts: LoadOptions = {})
     intraOpNumThreads: opts.threads ?? availableParallelism(),
   };
   try {
-    const [fold, decode] = await Promise.all([
-      ort.InferenceSession.create(join(dir, 'fold.onnx'), options),
+    // A two-way model alternates two fold sessions, each with its own threads: threads that spin-wait after one
+    // session's run take the 2 cores from the other's (fold + fold_alone 270-320 ms a segment spinning, 230 not;
+    // RUNS.md run 33).
+    const folding = config.two_way ? { ...options, extra: { session: { intra_op: { allow_spinning: '0' } } } } : options;
+    const [fold, decode, foldAlone] = await Promise.all([
+      ort.InferenceSession.create(join(dir, 'fold.onnx'), folding),
       ort.InferenceSession.create(join(dir, 'decode.onnx'), options),
+      config.two_way ? ort.InferenceSession.create(join(dir, ALONE), folding) : undefined,
     ]);
-    return { dir, config, tokenizer, fold, decode };
+    return { dir, config, tokenizer, fold, decode, ...(foldAlone ? { foldAlone } : {}) };
   } catch (e) {
     throw new CtxError(`cannot load the model graphs in ${dir}: ${(e as Error).message.split('\n')[0]}`);
   }
