@@ -3,7 +3,7 @@
 Every MatMul whose weight is a large initializer (through share_weights' float16 Cast) becomes ONNX Runtime's
 com.microsoft DynamicQuantizeMatMul: the weight stored as int8 with one scale per output column, the activations
 quantized per call. On "dev" (2 cores, AVX512-VNNI) it took ~20 % off fold.onnx and ~28 % off fold_alone.onnx; the
-states drift 2.5-3.3 % from float32's over 40 segments, and hg-l2's names and 6 pass keys at 128K-1M did not change.
+states drift 2.5-3.3 % from float32's over 40 segments, and hg-l2's names and 12 pass keys at 128K-1M did not change.
 Before a model ships with it, the full pass-key protocol must be measured through the product (BENCHMARKS.md).
 
     /usr/bin/python3 train/quantize.py models/ctx-small/fold.onnx /tmp/q/fold.onnx
