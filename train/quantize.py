@@ -16,13 +16,22 @@ import onnx
 from onnx import helper, numpy_helper
 
 
+def matmul_weight(node, inits, cast_of):
+    """The initializer a MatMul multiplies by, directly or through share_weights' float16 Cast; None for any other
+    node or a MatMul of two activations."""
+    if node.op_type != 'MatMul':
+        return None
+    b = node.input[1]
+    return cast_of.get(b, b if b in inits else None)
+
+
 def quantize(model, min_size=65536):
     """Rewrites `model` (an onnx ModelProto with its weights loaded) in place; returns how many MatMuls changed."""
     inits = {i.name: i for i in model.graph.initializer}
     cast_of = {n.output[0]: n.input[0] for n in model.graph.node if n.op_type == 'Cast' and n.input[0] in inits}
     nodes, done = [], 0
     for n in model.graph.node:
-        w = cast_of.get(n.input[1], n.input[1] if n.input[1:] and n.input[1] in inits else None) if n.op_type == 'MatMul' else None
+        w = matmul_weight(n, inits, cast_of)
         arr = numpy_helper.to_array(inits[w]).astype(np.float32) if w else None
         if arr is None or arr.ndim != 2 or arr.size < min_size:
             nodes.append(n)
