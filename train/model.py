@@ -451,8 +451,8 @@ class CtxModel(nn.Module):
             b.gate_log = [] if on and b.has_memory else None
 
     def gate_means(self):
-        """Mean write gate per layer with memory over the writes since log_gates(True), [layers], with gradients."""
-        return torch.stack([torch.stack(b.gate_log).mean() for b in self.blocks if b.gate_log])
+        """Mean write gate of each layer that wrote since log_gates(True), {layer index: mean}, with gradients."""
+        return {i: torch.stack(b.gate_log).mean() for i, b in enumerate(self.blocks) if b.gate_log}
 
     @torch.no_grad()
     def reset_gates(self, bias):

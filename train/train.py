@@ -61,10 +61,10 @@ def parse_args():
                    help='each stream starts from the memory the last batch\'s stream in its place ended with, which is reset '
                         'with probability 1/N per step (N steps on average): memories of hundreds to thousands of segments '
                         'at no extra cost, where --burn_segs pays a forward pass per burnt segment (RUNS.md run 11)')
-    p.add_argument('--gate_cost', type=float, default=0,
-                   help='adds this times the mean write gate of the layers with memory to the loss: every row that writes '
-                        'erases part of what rows with similar keys wrote before it, so a memory that most rows leave alone '
-                        'keeps a name for longer (RUNS.md run 13)')
+    p.add_argument('--gate_cost', metavar='[LAYERS:]C',
+                   help='adds C times the mean write gate of the layers with memory (or of LAYERS, e.g. 0:4) to the loss: '
+                        'every row that writes erases part of what rows with similar keys wrote before it, so a memory that '
+                        'most rows leave alone keeps a name for longer (RUNS.md runs 13, 34)')
     p.add_argument('--ask_back', type=int, default=0,
                    help='with --carry: also ask the questions of each row\'s last N streams, after the current one, while its '
                         'carried memory holds them: answers 16-16(N+1) segments back, whose loss reaches the current '
@@ -459,6 +459,16 @@ def parse_layers_value(spec, flag, value_name, default, none_value):
         raise SystemExit(f'{flag} {spec!r}: expected LAYERS:{value_name}, e.g. 0:{default:g}')
 
 
+def parse_gate_cost(spec):
+    """--gate_cost 'C' (every layer with memory) or 'LAYERS:C' -> ((layers...) or (), C); None -> ((), 0.0)."""
+    if spec and ':' not in spec:
+        try:
+            return (), float(spec)
+        except ValueError:
+            raise SystemExit(f'--gate_cost {spec!r}: expected C or LAYERS:C, e.g. 4 or 0:4')
+    return parse_layers_value(spec, '--gate_cost', 'C', 4, 0.0)
+
+
 def parse_fast_memory(spec):
     """--fast_memory 'LAYERS:MULT' -> ((layers...), mult); None -> ((), 1.0)."""
     return parse_layers_value(spec, '--fast_memory', 'MULT', 10, 1.0)
@@ -534,6 +544,7 @@ def main():
     model = CtxModel(cfg).to(dev)
     fast_layers, fast_mult = parse_fast_memory(args.fast_memory)
     drop_layers, drop_p = parse_drop_memory(args.drop_memory)
+    gate_layers, gate_cost = parse_gate_cost(args.gate_cost)
     opt = make_optimizer(model, args.lr, fused=dev == 'cuda', fast_layers=fast_layers, fast_mult=fast_mult)
     st = {'step': 0, 'tokens': 0, 'nseg': args.start_segs, 'seg_len': train_seg_len(args, cfg), 'ema': 0.0, 'last_up': 0, 'seconds': 0.0}
     if args.ask_back and not args.carry:
@@ -587,7 +598,7 @@ def main():
         model.open_gates(st['step'] < args.gate_open_steps)
         model.use_memories(drop_layers if kind in ('dropped', 'long_dropped') else ())
         start = carry.start(S.shape[0], dev) if carry else None
-        model.log_gates(args.gate_cost > 0)
+        model.log_gates(gate_cost > 0)
         with autocast(dev):
             loss, lm, ans, ex, end = run_stream(model, S, Q, Y, owner, ans_weight=args.ans_weight,
                                                 ckpt_segments=nseg > args.ckpt_above, burn=burn, state=start)
@@ -597,11 +608,13 @@ def main():
                 ploss, _, _, pex = model.answer_loss(*past[:2], end[past[2]], lm.new_zeros(()), args.ans_weight)
             loss = loss + args.past_weight * ploss
         gates = None
-        if args.gate_cost:
+        if gate_cost:
             # taken before backward, whose recomputed segments (--ckpt_above) would log their gates again
             gates = model.gate_means()
             model.log_gates(False)
-            loss = loss + args.gate_cost * gates.mean()
+            costed = [g for i, g in gates.items() if not gate_layers or i in gate_layers]
+            if costed:   # none when --drop_memory switched the costed layers off for this step
+                loss = loss + gate_cost * torch.stack(costed).mean()
         if not optimizer_step(model, opt, loss):
             # Run 12: one non-finite batch (carry 16) turned the weights and every carried memory into NaN for good.
             # Skip it, and start the memories afresh.
@@ -633,7 +646,7 @@ def main():
                               **({'long_dropped': kind == 'long_dropped', 'ema_long_dropped': round(st.get('ema_long_dropped', 0.0), 3)}
                                  if args.long_dropped else {}),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
-                              **({'gates': [round(float(g), 3) for g in gates]} if gates is not None else {}),
+                              **({'gates': {i: round(float(g), 3) for i, g in gates.items()}} if gates is not None else {}),
                               **({'past_rows': past[0].shape[0], 'past_exact': round(float(pex), 3)} if past is not None else {})}), flush=True)
         if time.time() - last_save > 240:
             save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0}, carry)

@@ -376,3 +376,11 @@ def test_workers_mix_stream_lengths_at_the_same_tokens_a_step(pool):  # noqa: F8
     shapes = [next(batches)[3].shape for _ in range(16)]
     assert {s[1] for s in shapes} <= set(range(2, 9)) and len({s[1] for s in shapes}) > 2
     assert all(s[0] == 16 // s[1] for s in shapes)    # shorter streams, more of them
+
+
+def test_gate_cost_takes_every_memory_layer_or_the_layers_named():
+    assert train.parse_gate_cost(None) == ((), 0.0) and train.parse_gate_cost('4') == ((), 4.0)
+    assert train.parse_gate_cost('0:2.5') == ((0,), 2.5) and train.parse_gate_cost('0,2:1') == ((0, 2), 1.0)
+    for bad in ('a', 'a:1', '0:b'):
+        with pytest.raises(SystemExit):
+            train.parse_gate_cost(bad)
