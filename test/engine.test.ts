@@ -11,7 +11,13 @@ import { MODEL_DIR, shippedModel } from './helpers.js';
  * Golden vectors from the PyTorch reference (train/export.py, float16 weights computed in float32).
  * Tolerance: |onnx - torch| <= 1e-4 + 2e-3 * |torch|, elementwise. Both sides compute in float32 from the
  * same float16 weights; what remains is summation order over up to ~1,500 segment tokens and 6 layers.
+ * A model whose fold graphs have int8 weights (config int8_fold; the reference computes what ONNX Runtime's int8
+ * MatMuls compute, train/quantize.py) cannot be held to that: a last-bit difference upstream moves an activation
+ * across a rounding step of its 8-bit quantization, so its state is checked as a whole, within INT8_FOLD (measured:
+ * 0.7 % of the sample's norm after 2.3 segments; a wrong weight or graph is off by its whole size). Decoding is
+ * float in every model and starts from a fixed state (golden decode_state_rule), not from the fold.
  */
+const INT8_FOLD = 0.02;
 const golden = JSON.parse(readFileSync(join(MODEL_DIR, 'golden.json'), 'utf8'));
 
 function assertClose(actual: ArrayLike<number>, expected: number[], what: string) {
@@ -38,17 +44,31 @@ async function goldenState() {
   return { model, state };
 }
 
+const norm = (v: ArrayLike<number>) => Math.sqrt(Array.from(v).reduce((s, x) => s + x * x, 0));
+
 test('fold matches the PyTorch reference state after 2.3 segments', async () => {
-  const { state } = await goldenState();
+  const { model, state } = await goldenState();
   const stride: number = golden.state_stride;
   const sample = Array.from({ length: golden.state_sample.length }, (_, k) => state[k * stride]);
+  const l2 = norm(state);
+  if (model.config.int8_fold) {
+    const off = norm(sample.map((v, k) => v - golden.state_sample[k])) / norm(golden.state_sample);
+    assert.ok(off <= INT8_FOLD, `int8 fold: state sample ${(100 * off).toFixed(2)} % off the reference`);
+    assert.ok(Math.abs(l2 - golden.state_l2) <= INT8_FOLD * golden.state_l2, `state l2 ${l2} vs ${golden.state_l2}`);
+    return;
+  }
   assertClose(sample, golden.state_sample, 'state');
-  const l2 = Math.sqrt(state.reduce((s, x) => s + x * x, 0));
   assert.ok(Math.abs(l2 - golden.state_l2) <= 1e-3 * golden.state_l2, `state l2 ${l2} vs ${golden.state_l2}`);
 });
 
+/** golden.json's decode_state_rule, computed in float64 as the reference does. */
+function decodeState(size: number): Float32Array {
+  return Float32Array.from({ length: size }, (_, i) => 0.05 * (1 + Math.sin(i * 0.618)));
+}
+
 test('decode matches the reference logits, with and without the KV cache', async () => {
-  const { model, state } = await goldenState();
+  const model = await shippedModel();
+  const state = decodeState(model.config.state_size);
   const q: number[] = golden.question;
   const { n_layers: L, n_heads: H, d_model, vocab_size: V } = model.config;
   const dh = d_model / H;

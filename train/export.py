@@ -5,12 +5,14 @@
                 ->  logits [B,t,V] + present_k/present_v [L,B,H,P+t,dh]                (reads, never writes)
                 with qk_conv > 1 also past_q -> present_q [L,B,*q_cache]: the memory queries' last
                 qk_conv-1 rows (zeros before the question's first token, and in layers without the convolution)
-  weights.bin   the weights of both graphs, stored once, as float16 (each graph casts them to float32 at load)
+  weights.bin   the weights of both graphs, stored once, as float16 (each graph casts them to float32 at load);
+                with --int8_fold also the fold graphs' int8 MatMul weights (train/quantize.py)
   config.json   the shape (model.Config) + state_size + model_id (hash of the graphs and weights)
   golden.json   test vectors from the PyTorch reference, checked by the TypeScript tests
 
 Usage: python3 train/export.py --config train/configs/ctx-small.json [--ckpt ckpt.pt] --out models/ctx-small
 """
+import contextlib
 import argparse
 import hashlib
 import json
@@ -25,6 +27,7 @@ from onnx import helper, numpy_helper, TensorProto
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
+import quantize  # noqa: E402
 
 OPSET = 17
 
@@ -83,31 +86,37 @@ def export_graphs(model, tmp, alone=()):
 
 def share_weights(names, tmp, out):
     """Move every large float initializer of the graphs into one float16 file, stored once even where both
-    graphs use it (matched by content), and cast back to float32 inside each graph."""
+    graphs use it (matched by content), and cast back to float32 inside each graph. Large int8 initializers
+    (--int8_fold) go into the same file as they are."""
     blob, where = bytearray(), {}
     for name in names:
         m = onnx.load(f'{tmp}/{name}')
         casts, kept = [], []
         for init in m.graph.initializer:
             arr = numpy_helper.to_array(init)
-            if arr.dtype != np.float32 or arr.size < 1024:
+            if arr.dtype not in (np.float32, np.int8) or arr.size < 1024:
                 kept.append(init)
                 continue
-            half = arr.astype(np.float16)
-            key = hashlib.sha256(half.tobytes()).hexdigest()[:16]
+            stored = arr.astype(np.float16) if arr.dtype == np.float32 else arr
+            key = hashlib.sha256(stored.tobytes()).hexdigest()[:16] + ('' if arr.dtype == np.float32 else '_int8')
             if key not in where:
                 blob.extend(b'\0' * (-len(blob) % 64))
-                where[key] = (len(blob), half.nbytes)
-                blob.extend(half.tobytes())
+                where[key] = (len(blob), stored.nbytes)
+                blob.extend(stored.tobytes())
             off, n = where[key]
             t = onnx.TensorProto()
-            t.name, t.data_type = f'w16_{key}', TensorProto.FLOAT16
+            if arr.dtype == np.int8:
+                t.name, t.data_type = init.name, TensorProto.INT8
+            else:
+                t.name, t.data_type = f'w16_{key}', TensorProto.FLOAT16
             t.dims.extend(arr.shape)
             t.data_location = TensorProto.EXTERNAL
             for k, v in (('location', 'weights.bin'), ('offset', str(off)), ('length', str(n))):
                 e = t.external_data.add()
                 e.key, e.value = k, v
             kept.append(t)
+            if arr.dtype == np.int8:
+                continue
             casts.append(helper.make_node('Cast', [t.name], [init.name], to=TensorProto.FLOAT, name=f'cast_{init.name}'))
         del m.graph.initializer[:]
         m.graph.initializer.extend(kept)
@@ -127,6 +136,14 @@ def round_to_half(model):
             p.copy_(p.half().float())
 
 
+def decode_state(cfg):
+    """The state golden.json's decoding starts from: a fixed formula, not a fold, so that decode.onnx is checked on
+    its own (an --int8_fold fold differs from any reference by its rounding). Non-negative, so that the DPFP
+    memories' normalisers q.z stay away from zero."""
+    i = torch.arange(cfg.state_size, dtype=torch.float64)
+    return (0.05 * (1 + torch.sin(i * 0.618))).float()[None]
+
+
 def golden_stream(cfg):
     """A fixed token stream: two full segments and a partial one, ids spread over the vocabulary."""
     n = 2 * cfg.seg_len + cfg.seg_len // 3
@@ -135,16 +152,19 @@ def golden_stream(cfg):
 
 
 @torch.no_grad()
-def golden(model):
+def golden(model, int8_fold=None):
+    """int8_fold: quantize.emulated's arguments when the fold graphs have int8 weights (decoding stays float)."""
     cfg = model.cfg
     state = model.empty_state()
-    for seg in golden_stream(cfg):
-        state = model.fold(torch.tensor([seg]), state)
+    with quantize.emulated(model, **int8_fold) if int8_fold else contextlib.nullcontext():
+        for seg in golden_stream(cfg):
+            state = model.fold(torch.tensor([seg]), state)
     question = [6] + [(i * 104729) % (cfg.vocab_size - 8) + 8 for i in range(9)] + [7]
-    logits, cache = model.decode(torch.tensor([question]), state)
+    fixed = decode_state(cfg)
+    logits, cache = model.decode(torch.tensor([question]), fixed)
     last = logits[0, -1]
     nxt = int(last.argmax())
-    logits2, _ = model.decode(torch.tensor([[nxt]]), state, cache, offset=len(question))
+    logits2, _ = model.decode(torch.tensor([[nxt]]), fixed, cache, offset=len(question))
     stride = max(1, cfg.state_size // 4096)
     s = state[0]
     return {
@@ -153,6 +173,7 @@ def golden(model):
         'state_stride': stride,
         'state_sample': [round(float(v), 7) for v in s[::stride]],
         'state_l2': float(s.norm()),
+        'decode_state_rule': 'state[i] = float32(0.05 * (1 + sin(0.618 * i))), in float64',
         'question': question,
         'logits_last': [round(float(v), 5) for v in last[:256]],
         'argmax_last': nxt,
@@ -198,6 +219,10 @@ def main():
     ap.add_argument('--two_way_after', type=int, metavar='SEGS',
                     help="fold twice for the first SEGS segments, past them with the memory tokens alone (config.json's "
                          "two_way; train/RUNS.md run 31): for a hybrid whose every-row memories fail at long inputs")
+    ap.add_argument('--int8_fold', action='store_true',
+                    help='the fold graphs\' large MatMul weights as 7-bit integers (train/quantize.py): ~20-28 %% faster '
+                         'ingest on 2 cores; decoding stays float (train/RUNS.md run 34)')
+    ap.add_argument('--int8_min_size', type=int, default=quantize.MIN_SIZE, help=argparse.SUPPRESS)   # tests: tiny models
     args = ap.parse_args()
     torch.manual_seed(args.seed)
     cfg = Config.load(args.config)
@@ -211,9 +236,15 @@ def main():
     extra = {}
     if args.two_way_after:
         extra['two_way'] = two_way(model, args.two_way_after)
-    graphs = ['fold.onnx', 'decode.onnx'] + (['fold_alone.onnx'] if extra else [])
+    graphs = ['fold.onnx', 'decode.onnx'] + (['fold_alone.onnx'] if 'two_way' in extra else [])
     try:
-        export_graphs(model, tmp, alone=every_row_layers(model) if extra else ())
+        export_graphs(model, tmp, alone=every_row_layers(model) if 'two_way' in extra else ())
+        if args.int8_fold:
+            extra['int8_fold'] = {'min_size': args.int8_min_size, 'qmax': quantize.QMAX}
+            for name in [g for g in graphs if g.startswith('fold')]:
+                g = onnx.load(f'{tmp}/{name}')
+                quantize.quantize(g, **extra['int8_fold'])
+                onnx.save(g, f'{tmp}/{name}')
         share_weights(graphs, tmp, args.out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -222,7 +253,7 @@ def main():
     h = hashlib.sha256()
     for f in graphs + ['weights.bin']:
         h.update(file_sha(f'{args.out}/{f}').encode())
-    if extra:    # part of the id: a snapshot's second state means nothing to a one-way fold
+    if 'two_way' in extra:    # part of the id: a snapshot's second state means nothing to a one-way fold
         h.update(json.dumps(extra['two_way'], sort_keys=True).encode())
     elif os.path.exists(f'{args.out}/fold_alone.onnx'):
         os.remove(f'{args.out}/fold_alone.onnx')    # left by an earlier two-way export into the same folder
@@ -231,7 +262,7 @@ def main():
     with open(f'{args.out}/config.json', 'w') as f:
         json.dump(meta, f, indent=2)
     with open(f'{args.out}/golden.json', 'w') as f:
-        json.dump(golden(model), f)
+        json.dump(golden(model, extra.get('int8_fold')), f)
     print(json.dumps({'out': args.out, 'model_id': meta['model_id'], 'params': sum(p.numel() for p in model.parameters()),
                       'weights_bytes': os.path.getsize(f'{args.out}/weights.bin')}))
 

@@ -32,6 +32,8 @@ export interface ModelConfig {
    *  memories neither read nor written (fold_alone.onnx; their `empty` ranges of the state stay empty); past them
    *  only the second (engine/fold.ts Memory). */
   two_way?: { after_segments: number; empty: [number, number][] };
+  /** The fold graphs' large MatMul weights are 7-bit integers (train/export.py --int8_fold); decoding is float. */
+  int8_fold?: { min_size: number; qmax: number };
   model_id: string;
   tokenizer_sha256: string;
   trained: boolean;

@@ -61,3 +61,30 @@ def test_fold_alone_is_the_fold_with_the_every_row_memories_emptied():
         emptied = model.fold(tokens, state) * keep
         assert torch.allclose(alone, emptied, atol=1e-6)
         assert not torch.allclose(model.fold(tokens, state), emptied, atol=1e-6)   # the every-row memory does write
+
+
+def test_int8_fold_quantizes_the_fold_graphs_only_and_stores_their_int8_weights_once(tmp_path):
+    """--int8_fold: fold.onnx and fold_alone.onnx multiply by 7-bit weights kept in weights.bin (their float ones are
+    gone from them), decode.onnx stays float, config.json says so and golden.json's fold is the int8 reference."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto
+    cfg = {'name': 'tiny-hybrid', **TINY, 'layers': {'0': HYBRID_LAYER}}
+    (tmp_path / 'a').mkdir()
+    (tmp_path / 'b').mkdir()
+    a = export_config(tmp_path / 'a', cfg, extra=['--two_way_after', '3'])
+    b = export_config(tmp_path / 'b', cfg, extra=['--two_way_after', '3', '--int8_fold', '--int8_min_size', '256'])
+    conf = json.loads((b / 'config.json').read_text())
+    assert conf['int8_fold'] == {'min_size': 256, 'qmax': 63}
+    assert conf['model_id'] != json.loads((a / 'config.json').read_text())['model_id']
+    for name, quantized in (('fold.onnx', True), ('fold_alone.onnx', True), ('decode.onnx', False)):
+        g = onnx.load(str(b / name), load_external_data=False)
+        onnx.checker.check_model(str(b / name))
+        assert any(n.op_type == 'DynamicQuantizeMatMul' for n in g.graph.node) == quantized, name
+        if quantized:
+            int8 = [i for i in g.graph.initializer if i.data_type == TensorProto.INT8 and i.data_location == TensorProto.EXTERNAL]
+            assert int8 and all(e.value == 'weights.bin' for i in int8 for e in i.external_data if e.key == 'location')
+    assert (b / 'weights.bin').stat().st_size > (a / 'weights.bin').stat().st_size
+    ga, gb = (json.loads((d / 'golden.json').read_text()) for d in (a, b))
+    assert ga['logits_last'] == gb['logits_last'], 'decoding is float and starts from the fixed decode state'
+    assert not np.allclose(ga['state_sample'], gb['state_sample'], rtol=0, atol=1e-7) or not any(ga['state_sample'])

@@ -12,7 +12,7 @@ from model import Config, CtxModel  # noqa: E402
 from test_model import HYBRID_LAYER, TINY, export_config  # noqa: E402
 
 
-def export_trained_like(tmp_path, cfg):
+def export_trained_like(tmp_path, cfg, extra=()):
     """export.py run on random weights, two of them equal (the ONNX exporter stores those once and passes the
     other name on through an Identity node, as it did for two write-gate biases of run 17's model)."""
     torch.manual_seed(1)
@@ -22,15 +22,19 @@ def export_trained_like(tmp_path, cfg):
             p.normal_()
         model.blocks[1].mb.bias.copy_(model.blocks[0].mb.bias)
     torch.save(model.state_dict(), tmp_path / 'w.pt')
-    out = export_config(tmp_path, {**cfg.to_dict(), 'name': 'tiny'}, ckpt=tmp_path / 'w.pt')
+    out = export_config(tmp_path, {**cfg.to_dict(), 'name': 'tiny'}, ckpt=tmp_path / 'w.pt', extra=extra)
     round_to_half(model)
     return model, out
 
 
-@pytest.mark.parametrize('layers', [None, {'0': HYBRID_LAYER}])
-def test_the_checkpoint_rebuilt_from_an_export_is_the_exported_model(tmp_path, layers):
+INT8 = ('--int8_fold', '--int8_min_size', '256')   # the tiny model's weights are small: quantize them all
+
+
+@pytest.mark.parametrize('layers,extra', [(None, ()), ({'0': HYBRID_LAYER}, ()), ({'0': HYBRID_LAYER}, INT8)])
+def test_the_checkpoint_rebuilt_from_an_export_is_the_exported_model(tmp_path, layers, extra):
+    """Also from int8 fold graphs: every weight they quantize keeps its float16 copy in decode.onnx or stays float."""
     cfg = Config(**TINY, layers=layers)
-    want, out = export_trained_like(tmp_path, cfg)
+    want, out = export_trained_like(tmp_path, cfg, extra)
     got = state_dict_from_export(cfg, str(out))
     assert got.keys() == want.state_dict().keys()
     assert all(torch.equal(got[k], v) for k, v in want.state_dict().items())

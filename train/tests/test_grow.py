@@ -7,7 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from grow import changed_layers, grow, same_logits, without_memories  # noqa: E402
+from grow import changed_layers, grow, same_logits, widened_layers, without_memories  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 from test_model import HYBRID_LAYER, TINY  # noqa: E402
 
@@ -64,3 +64,21 @@ def test_an_appended_layer_alone_changes_nothing():
     assert changed_layers(old_cfg, cfg) == set()
     assert all(torch.equal(new[k], v) for k, v in old.items())
     assert same_logits(old_cfg, old, cfg, new) < 1e-5
+
+
+def test_a_memory_with_wider_keys_keeps_what_it_learned():
+    """Layer 0's l2 keys twice as wide: with eps 0 the widened model computes the old one, memory included; with
+    eps > 0 its new key directions are in use (the logits move, a little)."""
+    row = {'key_map': 'l2', 'write_rows': 'all', 'seq_delta': True, 'tie_qk': True, 'keys_from_input': True, 'qk_conv': 4}
+    old_cfg = Config(**{**TINY, 'memory_layers': [0]}, layers={'0': row})
+    cfg = Config(**{**TINY, 'memory_layers': [0]}, layers={'0': {**row, 'd_mem': 2 * TINY['d_mem']}})
+    old = trained_like(old_cfg)
+    assert widened_layers(old_cfg, cfg) == {0} and changed_layers(old_cfg, cfg) == set()
+    exact = grow(old_cfg, old, cfg, eps=0.0)
+    assert same_logits(old_cfg, old, cfg, exact) < 1e-4
+    near = grow(old_cfg, old, cfg, eps=0.1)
+    assert 1e-6 < same_logits(old_cfg, old, cfg, near) < 0.5
+    d = TINY['d_mem']
+    assert torch.equal(near['blocks.0.mq.weight'][:d], old['blocks.0.mq.weight'])
+    assert torch.equal(near['blocks.0.kconv.w'][:, :d], old['blocks.0.kconv.w'])
+    assert near['blocks.0.mq.weight'].shape == (2 * d, TINY['d_model'])
