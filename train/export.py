@@ -189,10 +189,6 @@ def file_sha(path):
     return h.hexdigest()
 
 
-def every_row_layers(model):
-    return [i for i, b in enumerate(model.blocks) if b.has_memory and b.write_all]
-
-
 def two_way(model, after):
     """config.json's two_way: for the first `after` segments the product folds both with every memory on and with the
     memory tokens alone (fold_alone.onnx), then only the second. Alone = the every-row layers' memories neither
@@ -238,7 +234,7 @@ def main():
         extra['two_way'] = two_way(model, args.two_way_after)
     graphs = ['fold.onnx', 'decode.onnx'] + (['fold_alone.onnx'] if 'two_way' in extra else [])
     try:
-        export_graphs(model, tmp, alone=every_row_layers(model) if 'two_way' in extra else ())
+        export_graphs(model, tmp, alone=model.memory_layers(every_row=True) if 'two_way' in extra else ())
         if args.int8_fold:
             extra['int8_fold'] = {'min_size': args.int8_min_size, 'qmax': quantize.QMAX}
             for name in [g for g in graphs if g.startswith('fold')]:

@@ -111,7 +111,7 @@ def decay_variants(model, S, Q, Y, owner, decays):
     mem_decay gives the exported fold), the memory tokens' undecayed: a bound on their size (their steady state is
     that of ~1/(1-d) segments) that keeps 1M tokens in the range the model was trained in (hg-h6 answers garbage at 1M
     even for a key in the last segment, run 29)."""
-    rows = [b for b in model.blocks if b.has_memory and b.write_all]
+    rows = [model.blocks[i] for i in model.memory_layers(every_row=True)]
     before, out = [b.decay for b in rows], {}
     for d in decays:
         for b in rows:

@@ -473,15 +473,16 @@ class CtxModel(nn.Module):
             i += nm + nz
         return out
 
-    def state_mask(self, keep):
-        """[state_size]: 1 over the state of the layers whose block keep(block) is true, 0 elsewhere."""
-        return self.pack([(torch.full_like(M, float(keep(b))), torch.full_like(z, float(keep(b))))
-                          for b, (M, z) in zip(self.blocks, self.unpack(self.empty_state()))])[0]
+    def memory_layers(self, every_row):
+        """Indices of the layers whose memory every row writes (every_row) or the memory tokens alone write (not)."""
+        return [i for i, b in enumerate(self.blocks) if b.has_memory and b.write_all == every_row]
 
     def mask_without(self, every_row):
-        """[state_size]: 0 over the memories of the layers whose every row writes (every_row) or of the memory-token
-        layers (not every_row), 1 elsewhere: what of a state is kept when those memories are emptied."""
-        return self.state_mask(lambda b: not (b.has_memory and b.write_all == every_row))
+        """[state_size]: 0 over the memories of memory_layers(every_row), 1 elsewhere: what of a state is kept when
+        those memories are emptied."""
+        off = self.memory_layers(every_row)
+        return self.pack([(torch.full_like(M, float(i not in off)), torch.full_like(z, float(i not in off)))
+                          for i, (M, z) in enumerate(self.unpack(self.empty_state()))])[0]
 
     @staticmethod
     def pack(layers):

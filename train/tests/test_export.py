@@ -7,7 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from export import every_row_layers, two_way  # noqa: E402
+from export import two_way  # noqa: E402
 from model import Config, CtxModel  # noqa: E402
 from test_model import HYBRID_LAYER, TINY, export_config  # noqa: E402
 
@@ -53,10 +53,10 @@ def test_fold_alone_is_the_fold_with_the_every_row_memories_emptied():
         for b in model.blocks:
             b.mv.weight.normal_()
         keep = model.mask_without(every_row=True)
-        assert every_row_layers(model) == [1] and 0 < keep.sum() < keep.numel()
+        assert model.memory_layers(every_row=True) == [1] and 0 < keep.sum() < keep.numel()
         state = torch.randn(1, model.cfg.state_size) * keep
         tokens = torch.randint(0, TINY['vocab_size'], (1, TINY['seg_len']))
-        with model.memories_off(every_row_layers(model)):
+        with model.memories_off(model.memory_layers(every_row=True)):
             alone = model.fold(tokens, state)
         emptied = model.fold(tokens, state) * keep
         assert torch.allclose(alone, emptied, atol=1e-6)
