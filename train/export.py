@@ -12,8 +12,8 @@
 
 Usage: python3 train/export.py --config train/configs/ctx-small.json [--ckpt ckpt.pt] --out models/ctx-small
 """
-import contextlib
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -216,8 +216,8 @@ def main():
                     help="fold twice for the first SEGS segments, past them with the memory tokens alone (config.json's "
                          "two_way; train/RUNS.md run 31): for a hybrid whose every-row memories fail at long inputs")
     ap.add_argument('--int8_fold', action='store_true',
-                    help='the fold graphs\' large MatMul weights as 7-bit integers (train/quantize.py): ~20-28 %% faster '
-                         'ingest on 2 cores; decoding stays float (train/RUNS.md run 34)')
+                    help='the fold graphs\' large MatMul weights as 7-bit integers (train/quantize.py): ~30 %% less '
+                         'ingest time on 2 cores; decoding stays float (train/RUNS.md run 34)')
     ap.add_argument('--int8_min_size', type=int, default=quantize.MIN_SIZE, help=argparse.SUPPRESS)   # tests: tiny models
     args = ap.parse_args()
     torch.manual_seed(args.seed)
