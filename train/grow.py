@@ -55,11 +55,11 @@ WIDE_CONVS = ('qconv', 'kconv')    # [width, d_mem] depthwise convolutions: colu
 
 def widen(old, fresh, part, eps):
     """A widened memory's parameter: the old one with the new key directions appended (see the module doc)."""
-    n = old.shape[0] if part in WIDE_KEYS else old.shape[1]
     if part in WIDE_KEYS:
-        extra = fresh[n:] / fresh[n:].norm(dim=1, keepdim=True) * old.norm(dim=1).mean() * eps
+        new_rows = fresh[old.shape[0]:]
+        extra = new_rows / new_rows.norm(dim=1, keepdim=True) * old.norm(dim=1).mean() * eps
         return torch.cat([old.to(fresh.dtype), extra])
-    return torch.cat([old.to(fresh.dtype), fresh[:, n:]], dim=1)
+    return torch.cat([old.to(fresh.dtype), fresh[:, old.shape[1]:]], dim=1)
 
 
 def without_memories(sd, layers):
