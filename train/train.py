@@ -646,7 +646,7 @@ def main():
                               **({'long_dropped': kind == 'long_dropped', 'ema_long_dropped': round(st.get('ema_long_dropped', 0.0), 3)}
                                  if args.long_dropped else {}),
                               **({'age': round(float(carry.age.mean()), 1)} if carry else {}),
-                              **({'gates': {i: round(float(g), 3) for i, g in gates.items()}} if gates is not None else {}),
+                              **({'gates': {i: round(g.item(), 3) for i, g in gates.items()}} if gates is not None else {}),
                               **({'past_rows': past[0].shape[0], 'past_exact': round(float(pex), 3)} if past is not None else {})}), flush=True)
         if time.time() - last_save > 240:
             save(args.ckpt, model, opt, {**st, 'seconds': st['seconds'] + time.time() - t0}, carry)
