@@ -34,7 +34,8 @@ import numpy as np
 from corpus import STOPWORDS, load_pool, split_words
 from stream import SHIPPED_TOKENIZER, SPECIAL, Segmenter, Tokenizer, answer_tokens, js_collapse, page_marker, question_prompt
 
-FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first', 'which_page', 'verbatim', 'log_service')
+FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first', 'which_page', 'verbatim', 'log_service',
+            'repo_defined')
 CODE_EXT = {'python': ['.py'], 'js': ['.js', '.mjs', '.jsx', '.cjs'], 'ts': ['.ts', '.tsx'], 'c': ['.c', '.h'],
             'cpp': ['.cc', '.cpp', '.hpp'], 'go': ['.go'], 'rust': ['.rs'], 'java': ['.java'], 'shell': ['.sh'],
             'ruby': ['.rb'], 'perl': ['.pl'], 'lua': ['.lua']}
@@ -209,6 +210,11 @@ class TaskSampler:
         self.eligible = {i: [d for d in self.files[i]['defs'] if len(d[0]) >= 3 and not d[0].startswith('__')
                              and d[0].lower() not in STOPWORDS] for i in self.code}
         self.with_defs = [i for i in self.code if self.eligible[i]]
+        # repo_defined: each package's code files in path order, for packages with two or more that define names
+        by_pkg = {}
+        for i in sorted(self.code, key=lambda i: self.files[i]['path']):
+            by_pkg.setdefault(self.files[i]['pkg'], []).append(i)
+        self.repos = [fs for fs in by_pkg.values() if sum(1 for i in fs if self.eligible[i]) >= 2]
         self.packages = sorted({r['pkg'] for r in self.files})
         # Topic questions prefer words that few files contain: fewer distractors to exclude.
         self.df = {}
@@ -593,6 +599,57 @@ class TaskSampler:
             candidates=len(cands), docs=len(st.texts), paths=list(st.paths), mentions=defined.get(w.name, ('', 0))[1],
             asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]))
         s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for _, _, q2, p2 in asked[1:]]
+        return s
+
+    def _repo_defined(self, nseg, depth=None):
+        """where_defined as `ctx eval repo` asks it of a real repository: whole code files of one package, in path
+        order from a random one on (others' windows fill a stream the package leaves short), every file under a fresh
+        path, every name as written; asked: names defined in exactly one file of the stream, at most names_per_file of
+        a file, up to 4 with ask_all. The other families' files come from different packages, so a name's file can
+        be told by its topic; a repository's files share one vocabulary and call each other's names (RUNS.md run 10),
+        and models trained on those families name one file for most of a held-out repository's names (run 35)."""
+        r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
+        files = r.choice(self.repos)
+        k = r.randrange(len(files))
+        defs = {}          # name -> [(tag, path, kind)] of its definitions in the stream
+        for i in files[k:] + files[:k]:
+            if st.full:
+                break
+            rec, (ids, ltok, _) = self.files[i], self.lines(i)
+            path = self.fresh_path('code', rec['lang'], used)
+            used.add(path)
+            st.pkgs.add(rec['pkg'])
+            st.begin('code', path)
+            st.texts[-1] += rec['text']
+            at = 0
+            for name, kind, line, _ in sorted(self.eligible[i], key=lambda d: d[2]):
+                a, b = int(ltok[line]), int(ltok[min(line + 1, len(ltok) - 1)])
+                if a < at or b <= a:
+                    continue
+                st.part(ids[at:a])
+                st.part(ids[a:b], tag=(path, name))
+                defs.setdefault(name, []).append(((path, name), path, kind))
+                at = b
+            st.part(ids[at:])
+        own = len(st.texts)
+        while not st.full:
+            self._fill_doc(st, used)
+        filler = '\n'.join(st.texts[own:])   # a name the filler also holds is not asked
+        once = [(name, ds[0][1], ds[0][2]) for name, ds in defs.items()
+                if len({d[1] for d in ds}) == 1 and st.inside(ds[0][0]) and not _find_word(filler, name)]
+        if not once:
+            return None
+        r.shuffle(once)
+        asked, per_file, most = [], {}, 4 if self.ask_all else 1
+        for name, path, kind in once:
+            if per_file.get(path, 0) < max(1, self.names_per_file) and len(asked) < most:
+                asked.append((self._where_question(name, kind), path, name))
+                per_file[path] = per_file.get(path, 0) + 1
+        (q, path, name), more = asked[0], asked[1:]
+        s = self._finish(st, 'repo_defined', q, path, dict(
+            depth=st.marks[(path, name)][0] / (nseg * self.L), name=name, candidates=len(once), docs=len(st.texts),
+            paths=list(st.paths)))
+        s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for q2, p2, _ in more]
         return s
 
     def _which_file_topic(self, nseg, depth=None):

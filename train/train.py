@@ -26,7 +26,7 @@ from tasks import TaskSampler  # noqa: E402
 import corpus  # noqa: E402
 
 FAMILIES = {'passkey': 0.25, 'where_defined': 0.40, 'which_file_topic': 0.20, 'log_first': 0.15,
-            'which_page': 0.10, 'verbatim': 0.10, 'log_service': 0.08}
+            'which_page': 0.10, 'verbatim': 0.10, 'log_service': 0.08, 'repo_defined': 0.0}
 
 
 def autocast(dev):
@@ -312,8 +312,8 @@ def rank_eval_seed(nseg):
 
 
 @torch.no_grad()
-def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False, **opts):
-    """where_defined as the product answers it: every file path of the stream scored by the model's
+def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trained=False, family='where_defined', **opts):
+    """where_defined (or family's) questions as the product answers them: every file path of the stream scored by the model's
     log-likelihood as the answer; top-1 and top-3 are how often the right path ranks first / in the first 3.
     Sees partial learning long before exact generation of a ~15-token path does. as_trained: held-out streams
     drawn with the training curriculum's options (--win, --def_lead, --seg_len) instead of the product-like defaults;
@@ -323,7 +323,7 @@ def rank_eval(model, pool, args, cfg, nseg, use_memory=True, dev='cuda', as_trai
     sampler = TaskSampler(pool, args.tokenizer, L, rank_eval_seed(nseg), split='heldout', **(curriculum(args) if as_trained else {}), **opts)
     top1 = top3 = 0
     for _ in range(args.eval_n):
-        s = sampler.sample(nseg, 'where_defined')
+        s = sampler.sample(nseg, family)
         paths = s.meta['paths']
         with autocast(dev):
             state = fold_sample(model, s.segments, dev) if use_memory else model.empty_state(1, dev)
@@ -677,6 +677,10 @@ def main():
                         if curriculum(args):
                             r['top1_as_trained'], r['top3_as_trained'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, as_trained=True))
                             r['top1_as_trained_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, as_trained=True)[0], 3)
+                if fam == 'repo_defined':
+                    r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, family=fam))
+                    if first:
+                        r['top1_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, family=fam)[0], 3)
                 print(json.dumps(r), flush=True)
     if args.eval_n > 0 and args.eval_long:
         args.eval_n = min(args.eval_n, 16)

@@ -507,3 +507,37 @@ def test_memories_off_leaves_those_memories_out_of_a_fold_and_switches_them_back
     with pytest.raises(RuntimeError), model.memories_off([0, 1]):
         raise RuntimeError('an evaluation that fails')
     assert all(b.has_memory for b in model.blocks)
+
+
+def test_keep_top_keeps_the_k_largest_gates_of_each_stream_and_all_of_a_short_one():
+    from model import keep_top
+    g = torch.tensor([[0.1, 0.9, 0.3, 0.7], [0.5, 0.2, 0.8, 0.6]]).unsqueeze(-1).requires_grad_()
+    kept = keep_top(g, 2)
+    assert kept[..., 0].tolist() == [[0.0, 0.8999999761581421, 0.0, 0.699999988079071], [0.0, 0.0, 0.800000011920929, 0.6000000238418579]]
+    kept.sum().backward()
+    assert g.grad[..., 0].tolist() == [[0, 1, 0, 1], [0, 0, 1, 1]]
+    assert torch.equal(keep_top(g, 4), g) and torch.equal(keep_top(g[:, :3], 5), g[:, :3])
+
+
+def test_write_topk_limits_a_layers_writes_and_exports(tmp_path):
+    """With write_topk 1 a segment writes what its strongest-gated row alone writes: folding the segment equals
+    folding it with every other row's gate closed."""
+    torch.manual_seed(4)
+    layer = {**HYBRID_LAYER, 'write_topk': 1}
+    model = CtxModel(Config(**TINY, layers={'0': layer})).eval()
+    with torch.no_grad():
+        model.blocks[0].mv.weight.normal_()
+    dense = CtxModel(Config(**TINY, layers={'0': HYBRID_LAYER})).eval()
+    dense.load_state_dict(model.state_dict())
+    tok = torch.randint(8, 64, (1, 16), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        (m0, _), _ = model.unpack(model.fold(tok, model.empty_state()))
+        orig = dense.blocks[0].gate
+        def strongest_only(t):
+            g = orig(t)
+            return g * (g == g.max(1, keepdim=True).values)
+        dense.blocks[0].gate = strongest_only
+        (d0, _), _ = dense.unpack(dense.fold(tok, dense.empty_state()))
+    assert m0.abs().sum() > 0 and torch.allclose(m0, d0, atol=1e-6)
+    out = export_config(tmp_path, {**TINY, 'name': 'topk', 'layers': {'0': layer}})
+    assert json.loads((out / 'config.json').read_text())['state_size'] == model.cfg.state_size

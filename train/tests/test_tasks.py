@@ -518,3 +518,33 @@ def test_mentions_import_or_call_a_name_after_its_definition(pool):
                                 rf"const \w+ = {name}\(\w+\);|{name}\(\w+\);", line), line
         mentioned += smp.meta['mentions'] > 0
     assert mentioned >= 4, 'most asked names are mentioned elsewhere'
+
+
+def test_repo_defined_streams_one_packages_whole_files_and_asks_names_defined_once(pool):
+    """Every document before the filler is a whole file of the asked package, in path order (from some file on,
+    wrapping), under a fresh path; each asked name is defined in its answer's file and in no other document."""
+    s_ = tasks.TaskSampler(pool, TOKENIZER, L, seed=3, split='heldout', ask_all=True, names_per_file=2)
+    code = pool['code']
+    for _ in range(6):
+        s = s_.sample(100, 'repo_defined')
+        docs = tasks.decode_stream(s_.tok, s.segments)
+        texts = {head.split(' ', 1)[1]: text for head, text in docs}
+        pkgs, seen = set(), []
+        for head, text in docs:
+            recs = [r for r in code if r['text'] == text or (head == docs[-1][0] and r['text'].startswith(text))]
+            if not recs:
+                break    # the filler from here on
+            pkgs.add(recs[0]['pkg'])
+            seen.append(recs[0]['path'])
+            assert head.split(' ', 1)[1] != recs[0]['path'], 'a fresh path'
+        assert len(pkgs) == 1 and seen, 'the stream opens with whole files of one package'
+        order = sorted(r['path'] for r in pool['code'] if r['pkg'] in pkgs)
+        k = order.index(seen[0])
+        assert seen == (order[k:] + order[:k])[:len(seen)]
+        questions = [s.question] + [q for q, _ in s.more]
+        answers = [s.meta['answer']] + [s_.tok.decode(a[:-1]) for _, a in s.more]
+        assert len(questions) <= 4 and all(answers.count(a) <= 2 for a in answers)
+        for q, path in zip(questions, answers):
+            name = re.sub(r'( defined)?\?$', '', s_.tok.decode(q[1:-1]).strip()).split()[-1]
+            defined = [p for p, t in texts.items() if re.search(rf'(def|class)\s+{name}\b|^\s*{name}\s*[:=]', t, re.M)]
+            assert defined == [path], (name, defined, path)
