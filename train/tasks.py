@@ -607,7 +607,8 @@ class TaskSampler:
         path, every name as written; asked: names defined in exactly one file of the stream, at most names_per_file of
         a file, up to 4 with ask_all. The other families' files come from different packages, so a name's file can
         be told by its topic; a repository's files share one vocabulary and call each other's names (RUNS.md run 10),
-        and models trained on those families name one file for most of a held-out repository's names (run 35)."""
+        and models trained on those families name one file for most of a held-out repository's names (run 35).
+        depth is not used: the files come in the repository's own order."""
         r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
         files = r.choice(self.repos)
         k = r.randrange(len(files))

@@ -65,6 +65,8 @@ def test_rank_eval_ranks_the_stream_paths(pool):  # noqa: F811
     top1, top3 = train.rank_eval(model, pool, args, cfg, 4, dev='cpu', keep_names=1.0)
     assert 0 <= top1 <= top3 <= 1
     assert train.rank_eval(model, pool, args, cfg, 4, use_memory=False, dev='cpu')[0] <= 1
+    top1, top3 = train.rank_eval(model, pool, args, cfg, 4, dev='cpu', family='repo_defined')
+    assert 0 <= top1 <= top3 <= 1
 
 
 def test_curriculum_options_reach_the_sampler(pool):  # noqa: F811
