@@ -84,40 +84,41 @@ def export_graphs(model, tmp, alone=()):
                       output_names=outs, dynamic_axes=axes, do_constant_folding=True)
 
 
-def share_weights(names, tmp, out):
+def share_weights(names, tmp, out, int8_fold=None):
     """Move every large float initializer of the graphs into one float16 file, stored once even where both
-    graphs use it (matched by content), and cast back to float32 inside each graph. Large int8 initializers
-    (--int8_fold) go into the same file as they are."""
+    graphs use it (matched by content), and cast back to float32 inside each graph. int8_fold: quantize.quantize's
+    arguments, applied to the fold graphs as they are loaded (decoding stays float); their large int8 initializers
+    go into the same file as they are."""
     blob, where = bytearray(), {}
     for name in names:
         m = onnx.load(f'{tmp}/{name}')
+        if int8_fold and name.startswith('fold'):
+            quantize.quantize(m, **int8_fold)
         casts, kept = [], []
         for init in m.graph.initializer:
             arr = numpy_helper.to_array(init)
             if arr.dtype not in (np.float32, np.int8) or arr.size < 1024:
                 kept.append(init)
                 continue
-            stored = arr.astype(np.float16) if arr.dtype == np.float32 else arr
-            key = hashlib.sha256(stored.tobytes()).hexdigest()[:16] + ('' if arr.dtype == np.float32 else '_int8')
+            int8 = arr.dtype == np.int8
+            stored = arr if int8 else arr.astype(np.float16)
+            key = hashlib.sha256(stored.tobytes()).hexdigest()[:16] + ('_int8' if int8 else '')
             if key not in where:
                 blob.extend(b'\0' * (-len(blob) % 64))
                 where[key] = (len(blob), stored.nbytes)
                 blob.extend(stored.tobytes())
             off, n = where[key]
             t = onnx.TensorProto()
-            if arr.dtype == np.int8:
-                t.name, t.data_type = init.name, TensorProto.INT8
-            else:
-                t.name, t.data_type = f'w16_{key}', TensorProto.FLOAT16
+            # an int8 weight keeps its name and is read as it is; a float16 one is cast back to the float32 name
+            t.name, t.data_type = (init.name, TensorProto.INT8) if int8 else (f'w16_{key}', TensorProto.FLOAT16)
             t.dims.extend(arr.shape)
             t.data_location = TensorProto.EXTERNAL
             for k, v in (('location', 'weights.bin'), ('offset', str(off)), ('length', str(n))):
                 e = t.external_data.add()
                 e.key, e.value = k, v
             kept.append(t)
-            if arr.dtype == np.int8:
-                continue
-            casts.append(helper.make_node('Cast', [t.name], [init.name], to=TensorProto.FLOAT, name=f'cast_{init.name}'))
+            if not int8:
+                casts.append(helper.make_node('Cast', [t.name], [init.name], to=TensorProto.FLOAT, name=f'cast_{init.name}'))
         del m.graph.initializer[:]
         m.graph.initializer.extend(kept)
         nodes = casts + list(m.graph.node)
@@ -237,11 +238,7 @@ def main():
         export_graphs(model, tmp, alone=model.memory_layers(every_row=True) if 'two_way' in extra else ())
         if args.int8_fold:
             extra['int8_fold'] = {'min_size': args.int8_min_size, 'qmax': quantize.QMAX}
-            for name in [g for g in graphs if g.startswith('fold')]:
-                g = onnx.load(f'{tmp}/{name}')
-                quantize.quantize(g, **extra['int8_fold'])
-                onnx.save(g, f'{tmp}/{name}')
-        share_weights(graphs, tmp, args.out)
+        share_weights(graphs, tmp, args.out, extra.get('int8_fold'))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if args.tokenizer and os.path.abspath(args.tokenizer) != os.path.abspath(f'{args.out}/tokenizer.model'):
