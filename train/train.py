@@ -670,18 +670,15 @@ def main():
                 if fam == 'passkey' and drop_layers:
                     with model.memories_off(drop_layers):
                         r['exact_dropped'] = round(evaluate(model, pool, args, cfg, n, fam, dev=dev), 3)
-                if fam == 'where_defined':
-                    r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev))
-                    r['top1_kept'], r['top3_kept'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, keep_names=1.0))
-                    if first:
-                        r['top1_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev)[0], 3)
-                        if curriculum(args):
-                            r['top1_as_trained'], r['top3_as_trained'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, as_trained=True))
-                            r['top1_as_trained_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, as_trained=True)[0], 3)
-                if fam == 'repo_defined':
+                if fam in ('where_defined', 'repo_defined'):     # ranked over the stream's paths, as the product does
                     r['top1'], r['top3'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, family=fam))
+                    if fam == 'where_defined':
+                        r['top1_kept'], r['top3_kept'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, keep_names=1.0))
                     if first:
                         r['top1_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, family=fam)[0], 3)
+                        if fam == 'where_defined' and curriculum(args):
+                            r['top1_as_trained'], r['top3_as_trained'] = (round(x, 3) for x in rank_eval(model, pool, args, cfg, n, dev=dev, as_trained=True))
+                            r['top1_as_trained_mem_off'] = round(rank_eval(model, pool, args, cfg, n, use_memory=False, dev=dev, as_trained=True)[0], 3)
                 print(json.dumps(r), flush=True)
     if args.eval_n > 0 and args.eval_long:
         args.eval_n = min(args.eval_n, 16)
