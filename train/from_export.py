@@ -43,7 +43,8 @@ def graph_inputs(path):
 
 
 def state_dict_from_export(cfg: Config, folder):
-    cfg_int8 = 'int8_fold' in json.load(open(f'{folder}/config.json'))
+    with open(f'{folder}/config.json') as f:
+        cfg_int8 = 'int8_fold' in json.load(f)
     torch.manual_seed(0)
     probe = CtxModel(cfg).eval()
     with torch.no_grad():

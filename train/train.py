@@ -22,12 +22,13 @@ from torch.utils.checkpoint import checkpoint
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from model import Config, CtxModel  # noqa: E402
 from stream import SHIPPED_TOKENIZER, answer_tokens  # noqa: E402
-from tasks import TaskSampler  # noqa: E402
+from tasks import FAMILIES as FAMILY_NAMES, TaskSampler  # noqa: E402
 import corpus  # noqa: E402
 
 FAMILIES = {'passkey': 0.25, 'where_defined': 0.40, 'which_file_topic': 0.20, 'log_first': 0.15,
             'which_page': 0.10, 'verbatim': 0.10, 'log_service': 0.08,
             'repo_defined': 0.0}   # run 35's family: drawn only when --families gives it a weight
+assert set(FAMILIES) == set(FAMILY_NAMES), 'every family the sampler knows has a default weight here'
 
 
 def autocast(dev):
