@@ -33,9 +33,9 @@ class KeepStream(TaskSampler):
         self.fresh = sorted(w.name for w, _, _ in wins if w.name)
         return st, wins, defined
 
-    def _finish(self, st, *rest):
+    def _finish(self, st, *rest, **more):
         self.last = st
-        return super()._finish(st, *rest)
+        return super()._finish(st, *rest, **more)
 
 
 def documents(st):

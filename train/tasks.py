@@ -437,9 +437,11 @@ class TaskSampler:
                 return s
         raise RuntimeError(f'{family}: no sample in 20 tries (nseg={nseg}, {len(self.files)} files)')
 
-    def _finish(self, st, family, question, answer, meta):
+    def _finish(self, st, family, question, answer, meta, more=()):
+        """more: further (question, answer path) pairs about the same stream (ask_all), as ids in Sample.more."""
         return Sample(st.segments(), question_prompt(self.tok, question), answer_tokens(self.tok, answer), family,
-                      dict(meta, question=question, answer=answer, split=self.split, packages=sorted(st.pkgs)))
+                      dict(meta, question=question, answer=answer, split=self.split, packages=sorted(st.pkgs)),
+                      [(question_prompt(self.tok, q), answer_tokens(self.tok, a)) for q, a in more])
 
     def _passkey(self, nseg, depth=None):
         r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
@@ -594,12 +596,11 @@ class TaskSampler:
         if not asked:
             return None
         k, w, q, path = asked[0]
-        s = self._finish(st, 'where_defined', q, path, dict(
+        return self._finish(st, 'where_defined', q, path, dict(
             depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
             candidates=len(cands), docs=len(st.texts), paths=list(st.paths), mentions=defined.get(w.name, ('', 0))[1],
-            asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]))
-        s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for _, _, q2, p2 in asked[1:]]
-        return s
+            asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]),
+            more=[(q2, p2) for _, _, q2, p2 in asked[1:]])
 
     def _repo_defined(self, nseg, depth=None):
         """where_defined as `ctx eval repo` asks it of a real repository: whole code files of one package, in path
@@ -620,18 +621,16 @@ class TaskSampler:
             path = self.fresh_path('code', rec['lang'], used)
             used.add(path)
             st.pkgs.add(rec['pkg'])
-            st.begin('code', path)
-            st.texts[-1] += rec['text']
-            at = 0
+            parts, at = [], 0     # each definition's line is its own tagged part, so its position is known
             for name, kind, line, _ in sorted(self.eligible[i], key=lambda d: d[2]):
                 a, b = int(ltok[line]), int(ltok[min(line + 1, len(ltok) - 1)])
                 if a < at or b <= a:
                     continue
-                st.part(ids[at:a])
-                st.part(ids[a:b], tag=(path, name))
+                parts += [(None, ids[at:a], None), (None, ids[a:b], (path, name))]
                 defs.setdefault(name, []).append(((path, name), path, kind))
                 at = b
-            st.part(ids[at:])
+            st.add('code', path, parts + [(None, ids[at:], None)])
+            st.texts[-1] += rec['text']
         own = len(st.texts)
         while not st.full:
             self._fill_doc(st, used)
@@ -647,11 +646,9 @@ class TaskSampler:
                 asked.append((self._where_question(name, kind), path, name))
                 per_file[path] = per_file.get(path, 0) + 1
         (q, path, name), more = asked[0], asked[1:]
-        s = self._finish(st, 'repo_defined', q, path, dict(
+        return self._finish(st, 'repo_defined', q, path, dict(
             depth=st.marks[(path, name)][0] / (nseg * self.L), name=name, candidates=len(once), docs=len(st.texts),
-            paths=list(st.paths)))
-        s.more = [(question_prompt(self.tok, q2), answer_tokens(self.tok, p2)) for q2, p2, _ in more]
-        return s
+            paths=list(st.paths)), more=[(q2, p2) for q2, p2, _ in more])
 
     def _which_file_topic(self, nseg, depth=None):
         r = self.rng
