@@ -39,6 +39,7 @@ FAMILIES = ('passkey', 'where_defined', 'which_file_topic', 'log_first', 'which_
 CODE_EXT = {'python': ['.py'], 'js': ['.js', '.mjs', '.jsx', '.cjs'], 'ts': ['.ts', '.tsx'], 'c': ['.c', '.h'],
             'cpp': ['.cc', '.cpp', '.hpp'], 'go': ['.go'], 'rust': ['.rs'], 'java': ['.java'], 'shell': ['.sh'],
             'ruby': ['.rb'], 'perl': ['.pl'], 'lua': ['.lua']}
+NONE_ANSWER = 'none'   # absent: the answer to "where is X defined?" when no file of the stream holds X
 DIR_WORDS = ['src', 'lib', 'app', 'core', 'utils', 'internal', 'pkg', 'common', 'server', 'client', 'api',
              'services', 'tools', 'scripts', 'modules', 'components', 'handlers', 'models', 'tests', 'docs']
 
@@ -170,7 +171,8 @@ def passkey_line(key):
 
 class TaskSampler:
     def __init__(self, pool, tokenizer_path, seg_len=512, seed=0, split='train', win=(64, 768), def_lead=None,
-                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5, near=0.0, keep_names=0.0, names_per_file=1):
+                 max_defs=None, ask_all=False, mentions=0.0, share_dir=0.5, near=0.0, keep_names=0.0, names_per_file=1,
+                 absent=0.0):
         """def_lead: at most this many tokens of a file before the definition a question asks about (None: any),
         a curriculum knob for where_defined: with a small lead the path in the file's header and the renamed name
         sit a few lines apart, so the model can bind them within one segment before it must across segments.
@@ -190,7 +192,11 @@ class TaskSampler:
         that the asked name looks like every other name in the file, as in a real repository.
         names_per_file: with ask_all, up to this many names of one window are asked (its marked definition, then
         other definitions of the file inside it under their own names): a real repository asks about many names of
-        one file, and a model asked one name per file learnt to name one large file for all of them (RUNS.md run 26)."""
+        one file, and a model asked one name per file learnt to name one large file for all of them (RUNS.md run 26).
+        absent: how often a where_defined or repo_defined question is replaced by one about a name that no file of
+        the stream holds, answered NONE_ANSWER (see _absent): what lets scores from different memories be compared,
+        when a repository is folded into several (RUNS.md run 37)."""
+        self.absent = absent
         self.def_lead, self.max_defs, self.ask_all, self.mentions = def_lead, max_defs, ask_all, mentions
         self.share_dir, self.near, self.keep_names, self.names_per_file = share_dir, near, keep_names, names_per_file
         if isinstance(pool, str):
@@ -596,11 +602,11 @@ class TaskSampler:
         if not asked:
             return None
         k, w, q, path = asked[0]
+        (q, path), *more = self._absent(st, [(q2, p2) for _, _, q2, p2 in asked])
         return self._finish(st, 'where_defined', q, path, dict(
             depth=st.marks[('def', k)][0] / (nseg * self.L), name=w.name, kind=w.def_kind,
             candidates=len(cands), docs=len(st.texts), paths=list(st.paths), mentions=defined.get(w.name, ('', 0))[1],
-            asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]),
-            more=[(q2, p2) for _, _, q2, p2 in asked[1:]])
+            asked_depths=[st.marks[('def', k2)][0] / (nseg * self.L) for k2, _, _, _ in asked]), more=more)
 
     def _repo_defined(self, nseg, depth=None):
         """where_defined as `ctx eval repo` asks it of a real repository: whole code files of one package, in path
@@ -613,10 +619,11 @@ class TaskSampler:
         r, st, used = self.rng, _Stream(self.tok, self.L, nseg), set()
         files = r.choice(self.repos)
         k = r.randrange(len(files))
-        defs = {}          # name -> [(tag, path, kind)] of its definitions in the stream
+        defs, left = {}, []   # name -> [(tag, path, kind)] of its definitions in the stream; the files left out
         for i in files[k:] + files[:k]:
             if st.full:
-                break
+                left.append(i)
+                continue
             rec, (ids, ltok, _) = self.files[i], self.lines(i)
             path = self.fresh_path('code', rec['lang'], used)
             used.add(path)
@@ -645,10 +652,35 @@ class TaskSampler:
             if per_file.get(path, 0) < max(1, self.names_per_file) and len(asked) < most:
                 asked.append((self._where_question(name, kind), path, name))
                 per_file[path] = per_file.get(path, 0) + 1
-        (q, path, name), more = asked[0], asked[1:]
+        name = asked[0][2]
+        (q, path), *more = self._absent(st, [(q2, p2) for q2, p2, _ in asked], left, rename=False)
         return self._finish(st, 'repo_defined', q, path, dict(
-            depth=st.marks[(path, name)][0] / (nseg * self.L), name=name, candidates=len(once), docs=len(st.texts),
-            paths=list(st.paths)), more=[(q2, p2) for q2, p2, _ in more])
+            depth=st.marks[(asked[0][1], name)][0] / (nseg * self.L), name=name, candidates=len(once),
+            docs=len(st.texts), paths=list(st.paths)), more=more)
+
+    def _absent(self, st, asked, near=(), rename=True):
+        """asked [(question, path)], each replaced with probability self.absent by a question about a name that no file
+        of the stream holds, answered NONE_ANSWER. The name is one defined in a file of `near` (the same package's
+        files the stream left out: a name from the repository's own vocabulary, as a memory holding part of a
+        repository meets it) or else of any code file; as written, or with rename as often fresh as where_defined
+        renames (an absent name must not be told by its look)."""
+        if not self.absent:    # no draw: streams as before
+            return asked
+        r, big, out = self.rng, '\n'.join(st.texts), []
+        for q, path in asked:
+            if r.random() < self.absent:
+                for _ in range(8):
+                    i = r.choice(near) if near and r.random() < 0.8 else r.choice(self.with_defs)
+                    if not self.eligible.get(i):
+                        continue
+                    name, kind = r.choice(self.eligible[i])[:2]
+                    if rename and (not self.keep_names or r.random() >= self.keep_names):
+                        name = self.fresh_name(name, self.files[i]['lang'], kind)
+                    if not _find_word(big, name):
+                        q, path = self._where_question(name, kind), NONE_ANSWER
+                        break
+            out.append((q, path))
+        return out
 
     def _which_file_topic(self, nseg, depth=None):
         r = self.rng

@@ -112,6 +112,9 @@ def parse_args():
     p.add_argument('--families', default=','.join(FAMILIES),
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
     add_sampler_flags(p)
+    p.add_argument('--absent', type=float, default=0.0, help='where_defined and repo_defined: how often a question asks a name '
+                   'no file of the stream holds, answered "none" (TaskSampler absent; training streams only): what lets '
+                   'scores from several memories of one repository be compared (RUNS.md run 37)')
     p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
                    "does not depend on it; held-out numbers stay at the config's (the product's), except rank_eval's "
@@ -216,7 +219,7 @@ class Batches(torch.utils.data.IterableDataset):
             if want != L:   # the first batch, or the curriculum lengthened the segments (--grow_seg_len)
                 L = want
                 sampler = TaskSampler(self.pool, self.args.tokenizer, L, seed + L, split='train', ask_all=self.args.ask_all,
-                                      **curriculum(self.args))
+                                      absent=self.args.absent, **curriculum(self.args))
             bsz = max(self.args.min_batch, self.args.tokens_per_step // (nseg * L))
             burn = rng.randint(0, self.args.burn_segs)
             families = {'long': long_mix, 'long_dropped': long_mix, 'dropped': drop_mix, 'full': mix}[kind]
