@@ -658,17 +658,25 @@ class TaskSampler:
             depth=st.marks[(asked[0][1], name)][0] / (nseg * self.L), name=name, candidates=len(once),
             docs=len(st.texts), paths=list(st.paths)), more=more)
 
-    def _absent(self, st, asked, near=(), rename=True):
+    def _absent(self, st, asked, near=(), rename=True, used=0.5):
         """asked [(question, path)], each replaced with probability self.absent by a question about a name that no file
-        of the stream holds, answered NONE_ANSWER. The name is one defined in a file of `near` (the same package's
-        files the stream left out: a name from the repository's own vocabulary, as a memory holding part of a
-        repository meets it) or else of any code file; as written, or with rename as often fresh as where_defined
-        renames (an absent name must not be told by its look)."""
+        of the stream defines, answered NONE_ANSWER. With `near` (the same package's files the stream left out), a
+        share `used` of those names is one the stream's files use but do not define: a repository folded into several
+        memories asks each about names its files import and call from files another memory holds (RUNS.md run 37:
+        trained on names found nowhere, "none" said "not mentioned", and routed no better than chance). The rest:
+        names found nowhere in the stream, from `near` or any code file; as written, or with rename as often fresh
+        as where_defined renames (an absent name must not be told by its look)."""
         if not self.absent:    # no draw: streams as before
             return asked
         r, big, out = self.rng, '\n'.join(st.texts), []
+        cands = [d for i in near for d in self.eligible[i]]
+        users = [d[:2] for d in r.sample(cands, min(len(cands), 48)) if _find_word(big, d[0]) and not _defines(big, d[0])]
         for q, path in asked:
             if r.random() < self.absent:
+                if users and r.random() < used:
+                    q, path = self._where_question(*r.choice(users)), NONE_ANSWER
+                    out.append((q, path))
+                    continue
                 for _ in range(8):
                     i = r.choice(near) if near and r.random() < 0.8 else r.choice(self.with_defs)
                     if not self.eligible.get(i):
@@ -1098,6 +1106,15 @@ def _find_word(text, name):
             out.append(i)
         i = text.find(name, i + n)
     return out
+
+
+def _defines(text, name):
+    """Whether text looks like it defines name: a definition keyword before it, or a line that starts with it and
+    assigns, annotates or declares (`name =`, `name:`, a method's `name(`). Errs towards yes: _absent asks only names
+    this says no for."""
+    n = re.escape(name)
+    return re.search(rf'\b(def|class|function|interface|type|enum|const|let|var)\s+{n}\b|^[ \t]*(async\s+|static\s+|self\.)*'
+                     rf'{n}\s*[:=(]', text, re.M) is not None
 
 
 def _replace_word(text, name, new):

@@ -551,12 +551,13 @@ def test_repo_defined_streams_one_packages_whole_files_and_asks_names_defined_on
 
 
 @pytest.mark.parametrize('family', ['where_defined', 'repo_defined'])
-def test_absent_asks_names_no_file_holds_and_answers_none(pool, family):
-    """With absent, some questions ask a name that occurs nowhere in the stream, answered 'none'; the others are
-    answered by a path of the stream. Without it (the default) no answer is 'none'."""
+def test_absent_asks_names_no_file_defines_and_answers_none(pool, family):
+    """With absent, some questions ask a name that no file of the stream defines, answered 'none' (in repo_defined
+    some of them names the stream's files use); the others are answered by a path of the stream. Without it (the
+    default) no answer is 'none'."""
     kw = dict(ask_all=True, names_per_file=2, keep_names=0.5)
     s_ = tasks.TaskSampler(pool, TOKENIZER, L, seed=4, split='train', absent=0.5, **kw)
-    nones = paths = 0
+    nones = paths = used = 0
     for _ in range(12):
         s = s_.sample(8, family)
         text = '\n'.join(t for _, t in tasks.decode_stream(s_.tok, s.segments))
@@ -564,13 +565,23 @@ def test_absent_asks_names_no_file_holds_and_answers_none(pool, family):
             answer = s_.tok.decode(a[:-1])
             if answer == tasks.NONE_ANSWER:
                 name = re.sub(r'( defined)?\?$', '', s_.tok.decode(q[1:-1]).strip()).split()[-1]
-                assert not tasks._find_word(text, name), name
+                assert not tasks._defines(text, name), name
                 nones += 1
+                used += bool(tasks._find_word(text, name))
             else:
                 assert answer in s.meta['paths']
                 paths += 1
     assert nones >= 6 and paths >= 6, (nones, paths)
+    assert (used > 0) == (family == 'repo_defined'), used
     plain = tasks.TaskSampler(pool, TOKENIZER, L, seed=4, split='train', **kw)
     for _ in range(6):
         s = plain.sample(8, family)
         assert all(plain.tok.decode(a[:-1]) != tasks.NONE_ANSWER for _, a in [(s.question, s.answer)] + s.more)
+
+
+def test_defines_tells_a_definition_from_a_use():
+    assert tasks._defines('x = 1\ndef load_all(a):\n    pass', 'load_all')
+    assert tasks._defines('class Foo {\n  render(x) {\n  }\n}', 'render')
+    assert tasks._defines('MAX_SIZE = 10', 'MAX_SIZE')
+    assert not tasks._defines('from .base import load_all\ny = load_all(x)', 'load_all')
+    assert not tasks._defines('return render(x) + other.render', 'render')
