@@ -9,6 +9,12 @@ Only .py/.ts/.js files are folded, as 'code' documents in the walker's order (ea
 name, depth first: src/ingest/walker.ts). The product decides file by file (it folds docs and logs, skips minified
 and built code), so on a whole repository its stream differs; on source files alone the numbers agree closely
 (RUNS.md run 10: fixtures/repo's src/ and app/, 2/18 here, 3/18 through the product).
+
+--bank G folds the files in groups of at most G segments (whole files, in order), each into its own empty memory, and
+scores every path against its own group's memory (RUNS.md run 37): beside the one memory's top-1 ("whole") it prints
+top-1 with the right group known ("oracle"), over all paths by raw score ("raw"), and in the group whose memory
+gives the answer "none" the lowest likelihood ("route", the group right: "route_group"); "none" is what
+`train.py --absent` trains.
 """
 import argparse
 import json
@@ -19,6 +25,7 @@ import torch
 
 from export import load_model
 from stream import SHIPPED_TOKENIZER, Segmenter, Tokenizer, answer_tokens, question_prompt
+from tasks import NONE_ANSWER
 from train import answer_logliks
 
 CODE = ('.py', '.ts', '.js')
@@ -43,6 +50,55 @@ def segments(tok, root, files, seg_len):
     return out + ([last] if last is not None else [])
 
 
+def groups_of(sizes, limit):
+    """Consecutive groups of indices into sizes (tokens per file), each summing to at most limit unless one file alone
+    is larger."""
+    out, cur, total = [], [], 0
+    for i, n in enumerate(sizes):
+        if cur and total + n > limit:
+            out.append(cur)
+            cur, total = [], 0
+        cur.append(i)
+        total += n
+    return out + [cur] if cur else out
+
+
+def fold(model, tok, root, files):
+    state = model.empty_state()
+    for s in segments(tok, root, files, model.cfg.seg_len):
+        state = model.fold(torch.tensor([list(s)]), state)
+    return state
+
+
+def bank_scores(model, tok, root, files, G, asked):
+    """--bank G: top-1 counts over asked [(question, path)], as the module's docstring says."""
+    sizes = []
+    for f in files:
+        with open(os.path.join(root, f), encoding='utf-8') as fh:
+            sizes.append(len(tok.encode(fh.read())) + 8)    # + the document's header line, about
+    groups = [[files[i] for i in g] for g in groups_of(sizes, G * model.cfg.seg_len)]
+    group_of = {f: k for k, g in enumerate(groups) for f in g}
+    mems = [fold(model, tok, root, g) for g in groups]
+    whole = fold(model, tok, root, files) if len(groups) > 1 else mems[0]
+    c = Counter()
+    for question, path in asked:
+        q = question_prompt(tok, question)
+        one = answer_logliks(model, whole, [(q, answer_tokens(tok, f)) for f in files])
+        score, none = {}, []
+        for g, mem in zip(groups, mems):
+            s = answer_logliks(model, mem, [(q, answer_tokens(tok, a)) for a in g + [NONE_ANSWER]])
+            score.update(zip(g, s))
+            none.append(s[-1])
+        k = min(range(len(groups)), key=none.__getitem__)
+        c['n'] += 1
+        c['whole'] += files[max(range(len(files)), key=one.__getitem__)] == path
+        c['oracle'] += max(groups[group_of[path]], key=score.get) == path
+        c['raw'] += max(files, key=score.get) == path
+        c['route_group'] += k == group_of[path]
+        c['route'] += max(groups[k], key=score.get) == path
+    return dict(c, groups=len(groups))
+
+
 @torch.no_grad()
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,23 +107,26 @@ def main():
     p.add_argument('--repo', required=True)
     p.add_argument('--questions', required=True, help='`ctx eval repo --json` output: its identifier questions are asked')
     p.add_argument('--reverse', action='store_true', help='fold the files in reverse order')
+    p.add_argument('--bank', type=int, metavar='G', help='fold groups of files of at most G segments into memories of '
+                   'their own and route each question by the answer "none" (see above)')
     a = p.parse_args()
     model = load_model(a.config, a.weights)
     tok = Tokenizer(SHIPPED_TOKENIZER)
     files = list(walk(a.repo))[::-1 if a.reverse else 1]
-    state = model.empty_state()
-    segs = segments(tok, a.repo, files, model.cfg.seg_len)
-    for s in segs:
-        state = model.fold(torch.tensor([list(s)]), state)
     with open(a.questions, encoding='utf-8') as fh:
         asked = [(q['question'], q['path']) for q in json.load(fh)['results'] if q['kind'] == 'identifier']
+    if a.bank:    # only names of the files folded: a group is known for each
+        asked = [(q, path) for q, path in asked if path in files]
+        print(json.dumps(dict(bank_scores(model, tok, a.repo, files, a.bank, asked), files=len(files))))
+        return
+    state = fold(model, tok, a.repo, files)
     right, answers = 0, Counter()
     for question, path in asked:
         score = answer_logliks(model, state, [(question_prompt(tok, question), answer_tokens(tok, f)) for f in files])
         best = files[max(range(len(files)), key=score.__getitem__)]
         right += best == path
         answers[best] += 1
-    print(json.dumps({'segments': len(segs), 'files': len(files), 'top1': right, 'questions': len(asked),
+    print(json.dumps({'segments': len(segments(tok, a.repo, files, model.cfg.seg_len)), 'files': len(files), 'top1': right, 'questions': len(asked),
                       'answers': dict(answers.most_common())}))
 
 

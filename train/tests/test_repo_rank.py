@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..'))
-from repo_rank import segments, walk  # noqa: E402
+from repo_rank import groups_of, segments, walk  # noqa: E402
 from stream import SHIPPED_TOKENIZER, Tokenizer  # noqa: E402
 from tasks import decode_stream  # noqa: E402
 
@@ -23,3 +23,9 @@ def test_walk_order_and_stream(tmp_path):
     assert len(segs) >= 2 and all(len(s) == 24 for s in segs[:-1]) and 0 < len(segs[-1]) <= 24
     docs = decode_stream(tok, np.stack(segs[:-1]))
     assert [h for h, _ in docs][:2] == ['code a/c/z.js', 'code a/x.ts']
+
+
+def test_groups_of_keeps_files_whole_and_in_order():
+    assert groups_of([3, 4, 2, 9, 1], 7) == [[0, 1], [2], [3], [4]]
+    assert groups_of([1, 1, 1], 10) == [[0, 1, 2]]
+    assert groups_of([], 5) == []
