@@ -113,7 +113,7 @@ def parse_args():
                    help='comma-separated names, each optionally name:weight (default weights: FAMILIES)')
     add_sampler_flags(p)
     p.add_argument('--absent', type=float, default=0.0, help='where_defined and repo_defined: how often a question asks a name '
-                   'no file of the stream holds, answered "none" (TaskSampler absent; training streams only): what lets '
+                   'no file of the stream defines, answered "none" (TaskSampler absent; training streams only): what lets '
                    'scores from several memories of one repository be compared (RUNS.md run 37)')
     p.add_argument('--ask_all', action='store_true', help='where_defined asks about every renamed definition of a stream (up to 4) from the one memory state (TaskSampler ask_all)')
     p.add_argument('--seg_len', type=int, help="segment length of the training streams (default: the config's). The model "
