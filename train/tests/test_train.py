@@ -22,7 +22,7 @@ def batch_args(**kw):
                                  'min_batch': 2, 'tokens_per_step': 2 * 2 * 64, 'seg_len': None, 'burn_segs': 0,
                                  'win': None, 'def_lead': None, 'max_defs': None, 'mentions': None, 'near': None, 'keep_names': None,
                                  'names_per_file': None, 'share_dir': None, 'drop_memory': None, 'drop_families': None, 'mix_segs': 0,
-                                 'long_steps': None, 'long_dropped': None, 'long_families': None,
+                                 'long_steps': None, 'long_dropped': None, 'long_families': None, 'absent': 0.0,
                                  **kw})
 
 
