@@ -63,11 +63,17 @@ def groups_of(sizes, limit):
     return out + [cur] if cur else out
 
 
-def fold(model, tok, root, files):
+def fold(model, segs):
     state = model.empty_state()
-    for s in segments(tok, root, files, model.cfg.seg_len):
+    for s in segs:
         state = model.fold(torch.tensor([list(s)]), state)
     return state
+
+
+def scores(model, tok, state, question, answers):
+    """The log-likelihood of each answer to question, decoded from state."""
+    q = question_prompt(tok, question)
+    return answer_logliks(model, state, [(q, answer_tokens(tok, a)) for a in answers])
 
 
 def bank_scores(model, tok, root, files, G, asked):
@@ -76,17 +82,17 @@ def bank_scores(model, tok, root, files, G, asked):
     for f in files:
         with open(os.path.join(root, f), encoding='utf-8') as fh:
             sizes.append(len(tok.encode(fh.read())) + 8)    # + the document's header line, about
-    groups = [[files[i] for i in g] for g in groups_of(sizes, G * model.cfg.seg_len)]
+    L = model.cfg.seg_len
+    groups = [[files[i] for i in g] for g in groups_of(sizes, G * L)]
     group_of = {f: k for k, g in enumerate(groups) for f in g}
-    mems = [fold(model, tok, root, g) for g in groups]
-    whole = fold(model, tok, root, files) if len(groups) > 1 else mems[0]
+    mems = [fold(model, segments(tok, root, g, L)) for g in groups]
+    whole = fold(model, segments(tok, root, files, L)) if len(groups) > 1 else mems[0]
     c = Counter()
     for question, path in asked:
-        q = question_prompt(tok, question)
-        one = answer_logliks(model, whole, [(q, answer_tokens(tok, f)) for f in files])
+        one = scores(model, tok, whole, question, files)
         score, none = {}, []
         for g, mem in zip(groups, mems):
-            s = answer_logliks(model, mem, [(q, answer_tokens(tok, a)) for a in g + [NONE_ANSWER]])
+            s = scores(model, tok, mem, question, g + [NONE_ANSWER])
             score.update(zip(g, s))
             none.append(s[-1])
         k = min(range(len(groups)), key=none.__getitem__)
@@ -119,14 +125,15 @@ def main():
         asked = [(q, path) for q, path in asked if path in files]
         print(json.dumps(dict(bank_scores(model, tok, a.repo, files, a.bank, asked), files=len(files))))
         return
-    state = fold(model, tok, a.repo, files)
+    segs = segments(tok, a.repo, files, model.cfg.seg_len)
+    state = fold(model, segs)
     right, answers = 0, Counter()
     for question, path in asked:
-        score = answer_logliks(model, state, [(question_prompt(tok, question), answer_tokens(tok, f)) for f in files])
+        score = scores(model, tok, state, question, files)
         best = files[max(range(len(files)), key=score.__getitem__)]
         right += best == path
         answers[best] += 1
-    print(json.dumps({'segments': len(segments(tok, a.repo, files, model.cfg.seg_len)), 'files': len(files), 'top1': right, 'questions': len(asked),
+    print(json.dumps({'segments': len(segs), 'files': len(files), 'top1': right, 'questions': len(asked),
                       'answers': dict(answers.most_common())}))
 
 
