@@ -668,16 +668,21 @@ class TaskSampler:
         as where_defined renames (an absent name must not be told by its look)."""
         if not self.absent:    # no draw: streams as before
             return asked
-        r, big, out = self.rng, '\n'.join(st.texts), []
-        cands = [d for i in near for d in self.eligible[i]]
-        users = [d[:2] for d in r.sample(cands, min(len(cands), 48)) if _find_word(big, d[0]) and not _defines(big, d[0])]
+        r, big, users, out = self.rng, '\n'.join(st.texts), None, []
         for q, path in asked:
             if r.random() < self.absent:
+                if users is None:    # scanned once per stream, and only for a stream with an absent question
+                    users = self._used_names(big, near)
                 name = r.choice(users) if users and r.random() < used else self._unseen_name(big, near, rename)
                 if name:
                     q, path = self._where_question(*name), NONE_ANSWER
             out.append((q, path))
         return out
+
+    def _used_names(self, text, near):
+        """[(name, kind)] of up to 48 definitions drawn from the files of near that text uses but does not define."""
+        cands = [d for i in near for d in self.eligible[i]]
+        return [d[:2] for d in self.rng.sample(cands, min(len(cands), 48)) if _find_word(text, d[0]) and not _defines(text, d[0])]
 
     def _unseen_name(self, text, near, rename):
         """(name, kind) of a definition in a file of near (4 times in 5) or any code file, found nowhere in text; None
